@@ -1,0 +1,1 @@
+"""Phone trade-in grading booth daemon."""

@@ -1,0 +1,85 @@
+"""The capture rig: every section's camera, shots and lights, with a time limit on each shot."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
+
+from edge.capture.camera import Camera, make_camera
+from edge.capture.errors import CaptureError
+from edge.capture.lights import Lights
+from edge.config.root import AppConfig
+
+logger = logging.getLogger(__name__)
+
+ShotSink = Callable[[str, int, bytes], None]
+T = TypeVar("T")
+
+
+class CaptureRig:
+    def __init__(self, config: AppConfig, cameras: dict[str, Camera] | None = None) -> None:
+        self.config = config
+        self.cameras = cameras or {
+            name: make_camera(name, cam, config.storage.jpeg_quality) for name, cam in config.cameras.items()
+        }
+        self.lights = Lights(config.lights)
+        # One thread per camera: a shot that hangs in a driver blocks only that camera's thread,
+        # and the session fails on the timeout instead of the daemon hanging.
+        self._executors = {name: self._executor(name) for name in self.cameras}
+        self.camera_state: dict[str, str] = dict.fromkeys(self.cameras, "closed")
+
+    @staticmethod
+    def _executor(name: str) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-{name}")
+
+    def open(self) -> None:
+        """Open every camera; a camera that fails is reported and retried at its next shot."""
+        for name, camera in self.cameras.items():
+            timeout = self.config.cameras[name].timeout_s * 4
+            try:
+                self._run(name, camera.open, timeout)
+                self.camera_state[name] = "ready"
+            except CaptureError as exc:
+                self.camera_state[name] = f"error: {exc}"
+                logger.error("%s", exc)
+
+    def capture_session(self, sink: ShotSink) -> None:
+        """Shoot every section in rig order; ``sink`` stores each shot durably before the next."""
+        for section, rig in self.config.rig.sections.items():
+            camera = self.cameras[rig.camera]
+            timeout = self.config.cameras[rig.camera].timeout_s
+            for shot in range(rig.shots):
+                with self.lights.on(rig.lights):
+                    try:
+                        data = self._run(rig.camera, lambda c=camera, s=section: c.capture(s), timeout)
+                    except CaptureError as exc:
+                        self.camera_state[rig.camera] = f"error: {exc}"
+                        raise CaptureError(f"{section} shot {shot + 1}: {exc}") from None
+                self.camera_state[rig.camera] = "ready"
+                sink(section, shot, data)
+
+    def _run(self, name: str, fn: Callable[[], T], timeout: float) -> T:
+        future: Future[T] = self._executors[name].submit(fn)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            # The stuck thread is abandoned; a fresh one serves the next shot of this camera.
+            self._executors[name].shutdown(wait=False, cancel_futures=True)
+            self._executors[name] = self._executor(name)
+            raise CaptureError(f"camera {name} did not answer within {timeout:g} s") from None
+        except CaptureError:
+            raise
+        except Exception as exc:
+            raise CaptureError(f"camera {name} failed: {exc}") from None
+
+    def close(self) -> None:
+        for name, camera in self.cameras.items():
+            try:
+                camera.close()
+            except Exception:
+                logger.exception("camera %s did not close cleanly", name)
+            self._executors[name].shutdown(wait=False, cancel_futures=True)
+        self.lights.close()

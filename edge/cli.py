@@ -1,0 +1,243 @@
+"""`edge-grader`: run the booth, check a config, trigger a session, grade photos, simulate the cloud."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+CLI_TIMEOUT_S = 10.0
+
+
+def _load(path: Path):  # noqa: ANN202 - AppConfig, imported lazily to keep `--help` fast
+    from edge.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"config {exc.path} is not usable:\n")
+        for problem in exc.problems:
+            sys.stderr.write(f"  - {problem}\n")
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    sys.stdout.write(f"{args.config}: ok (booth {config.booth.id}, {len(config.rig.sections)} sections)\n")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    from edge.daemon.logs import setup_logging
+    from edge.daemon.run import run
+    from edge.grade.runtime import ModelError
+
+    setup_logging(args.log_level or config.booth.log_level)
+    try:
+        return run(config)
+    except ModelError as exc:
+        logger.error("model cannot be used: %s", exc)
+        return EXIT_FAILED
+
+
+def _control(args: argparse.Namespace, request: dict[str, Any], timeout_s: float) -> int:
+    from edge.daemon.run import control_socket_path
+    from edge.trigger.control import call
+
+    config = _load(args.config)
+    path = control_socket_path(config)
+    try:
+        answer = call(path, request, timeout_s)
+    except OSError as exc:
+        sys.stderr.write(f"cannot reach the booth daemon at {path}: {exc.strerror or exc} (is it running?)\n")
+        return EXIT_FAILED
+    sys.stdout.write(json.dumps(answer, indent=2) + "\n")
+    return EXIT_FAILED if "error" in answer else EXIT_OK
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    request: dict[str, Any] = {"cmd": "trigger", "imei": args.imei, "request_id": args.request_id}
+    if args.wait:
+        request |= {"wait": True, "timeout_s": args.timeout}
+    return _control(args, request, args.timeout + CLI_TIMEOUT_S if args.wait else CLI_TIMEOUT_S)
+
+
+def cmd_arm(args: argparse.Namespace) -> int:
+    return _control(args, {"cmd": "arm", "imei": args.imei}, CLI_TIMEOUT_S)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return _control(args, {"cmd": "status"}, CLI_TIMEOUT_S)
+
+
+def _section_file(value: str) -> tuple[str, Path]:
+    section, sep, path = value.partition("=")
+    if not sep or not section or not path:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected SECTION=FILE, e.g. front=front-1.jpg")
+    return section, Path(path)
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from edge.config.model import GradingConfig, ModelConfig
+    from edge.contract import BoothProcessResponse, ModelInfo, ProcessedImage
+    from edge.grade.pipeline import Grader, ImageError
+    from edge.grade.runtime import ModelError
+    from edge.imei import InvalidImeiError, validate_imei
+
+    try:
+        imei = validate_imei(args.imei)
+    except InvalidImeiError as exc:
+        sys.stderr.write(json.dumps({"error": str(exc)}) + "\n")
+        return EXIT_USAGE
+    if args.config:
+        config = _load(args.config)
+        model_config, grading_config, booth_id = config.model, config.grading, config.booth.id
+    else:
+        model_config, grading_config, booth_id = ModelConfig(), GradingConfig(), "cli"
+    if args.model:
+        model_config = model_config.model_copy(update={"path": args.model})
+    shots: list[tuple[str, bytes]] = []
+    images: list[ProcessedImage] = []
+    for section, path in args.section:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            sys.stderr.write(json.dumps({"error": f"cannot read {path}: {exc.strerror}"}) + "\n")
+            return EXIT_USAGE
+        shots.append((section, data))
+        images.append(ProcessedImage(url=path.resolve().as_uri(), section=section, path=str(path), size=len(data)))
+    try:
+        grader = Grader(model_config, grading_config)
+    except ModelError as exc:
+        sys.stderr.write(json.dumps({"error": f"model cannot be used: {exc}"}) + "\n")
+        return EXIT_FAILED
+    try:
+        grade = grader.grade(shots, progress=_progress(len(shots)))
+    except ImageError as exc:
+        sys.stderr.write(json.dumps({"error": f"Invalid request: {exc}"}) + "\n")
+        return EXIT_USAGE
+    response = BoothProcessResponse(
+        sessionId=str(uuid.uuid4()),
+        imei=imei,
+        analysis=grade.analysis,
+        images=images,
+        status=grade.status,
+        grade=grade.grade,
+        reason=grade.reason,
+        model=ModelInfo.model_validate(grader.info.model_dump()),
+        timings_ms=grade.timings_ms,
+        booth_id=booth_id,
+        time=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    )
+    if args.overlays:
+        args.overlays.mkdir(parents=True, exist_ok=True)
+        for section, index, data in grade.overlays:
+            (args.overlays / f"{section}-{index + 1}-overlay.jpg").write_bytes(data)
+    if args.json:
+        sys.stdout.write(response.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(_human(response))
+    return EXIT_OK
+
+
+def _progress(total: int):  # noqa: ANN202 - a tqdm-backed callback, or None off a terminal
+    if total < 2 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="image", file=sys.stderr, leave=False)
+
+    def advance(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return advance
+
+
+def _human(response: Any) -> str:
+    lines = [
+        f"session {response.sessionId}: {response.status}, grade {response.grade or '-'}"
+        + (f" ({response.reason})" if response.reason else ""),
+    ]
+    for section, analysis in response.analysis.items():
+        state = f"retake: {analysis.reason}" if analysis.status == "retake" else f"score {analysis.score}"
+        lines.append(f"  {section}: {state}")
+        lines.extend(f"    issue: {issue}" for issue in analysis.issues)
+        lines.extend(f"    advice: {rec}" for rec in analysis.recommendations)
+    lines.append(f"  model {response.model.name} {response.model.version}, {response.timings_ms.get('total', 0):.0f} ms")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_cloud_sim(args: argparse.Namespace) -> int:
+    from edge.cloudsim.__main__ import run as run_sim
+
+    return run_sim(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-grader", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the booth daemon")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config file and exit")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("trigger", help="start a session on the running daemon")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--imei", required=True)
+    p.add_argument("--request-id")
+    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.set_defaults(func=cmd_trigger)
+
+    p = sub.add_parser("arm", help="set the IMEI for the next GPIO (button/drawer) trigger")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--imei", required=True)
+    p.set_defaults(func=cmd_arm)
+
+    p = sub.add_parser("status", help="what the running daemon is doing")
+    p.add_argument("--config", type=Path, required=True)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("grade", help="grade photos on this machine and print the process answer")
+    p.add_argument("--imei", required=True)
+    p.add_argument("--section", type=_section_file, action="append", required=True, metavar="SECTION=FILE")
+    p.add_argument("--json", action="store_true", help="print the contract's JSON answer")
+    p.add_argument("--config", type=Path, help="take model and grading settings from this config")
+    p.add_argument("--model", type=Path, help="a .tflite model (its metadata .json beside it)")
+    p.add_argument("--overlays", type=Path, help="write annotated overlay JPEGs into this folder")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("cloud-sim", help="run the Vision Grader cloud simulator (demos, tests)")
+    from edge.cloudsim.__main__ import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_cloud_sim)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Cameras and the capture rig: which camera sees which section, shots, lights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Camera(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mm_per_px: float | None = Field(
+        default=None, gt=0, description="calibrated scale at the device plane; else the model's nominal size"
+    )
+    timeout_s: float = Field(default=5.0, gt=0, le=60, description="a shot that takes longer fails the session")
+
+
+class Picamera2Camera(_Camera):
+    backend: Literal["picamera2"]
+    index: int = Field(default=0, ge=0, description="libcamera camera number")
+    width: int | None = Field(default=None, gt=0, description="main stream size; default the sensor's full size")
+    height: int | None = Field(default=None, gt=0)
+    settle_frames: int = Field(default=10, ge=0, le=200, description="frames before exposure/AWB are locked")
+    lock_exposure: bool = True
+
+
+class OpenCVCamera(_Camera):
+    backend: Literal["opencv"]
+    source: str | int = Field(description="V4L2 index (0), device path (/dev/video0) or stream URL")
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+    warmup_frames: int = Field(default=5, ge=0, le=100)
+
+
+class ReplayCamera(_Camera):
+    backend: Literal["replay"]
+    folder: Path = Field(description="images served in name order; <folder>/<section>/ if it exists")
+    loop: bool = True
+
+
+CameraConfig = Annotated[Picamera2Camera | OpenCVCamera | ReplayCamera, Field(discriminator="backend")]
+
+
+class LightConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pin: str | int
+    active_high: bool = True
+    settle_s: float = Field(default=0.05, ge=0, le=2, description="wait after switching on before the shot")
+
+
+class SectionRig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    camera: str = Field(description="name of a camera in [cameras]")
+    shots: int = Field(default=1, ge=1, le=16)
+    lights: list[str] = Field(default_factory=list, description="names of lights in [lights] on for each shot")
+
+
+class RigConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sections: dict[str, SectionRig] = Field(min_length=1)
+    session_timeout_s: float = Field(default=120.0, gt=0)

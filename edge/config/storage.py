@@ -1,0 +1,22 @@
+"""Retention and disk limits for the spool."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StorageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: float = Field(default=30.0, gt=0, description="delete delivered sessions older than this")
+    quota_mb: int = Field(default=4096, ge=64, description="images on disk above this: oldest delivered go first")
+    min_free_mb: int = Field(
+        default=512, ge=16, description="below this much free disk the booth refuses new sessions"
+    )
+    emergency_free_mb: int = Field(
+        default=128,
+        ge=8,
+        description="below this, images of sessions not yet mirrored may be deleted (logged and published)",
+    )
+    sweep_interval_s: float = Field(default=600.0, gt=0)
+    jpeg_quality: int = Field(default=92, ge=50, le=100)

@@ -1,0 +1,134 @@
+"""The Vision Grader upload/process contract, one pydantic model per shape.
+
+The local API serves these shapes and the cloud client parses the cloud's answers with them, so a
+kiosk written against the cloud works against the booth by changing its base URL. The booth adds
+its own fields to the process answer (``BoothProcessResponse``); every contract key keeps its name
+and type.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SECTION_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+SCORE_MIN = 0
+SCORE_MAX = 100
+
+
+class ContractModel(BaseModel):
+    """Answers from the cloud may carry keys this booth does not know yet; keep them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorResponse(BaseModel):
+    """Every non-2xx answer, local and cloud: ``{"error": "<text>"}``."""
+
+    error: str
+
+
+class UploadResponse(ContractModel):
+    """``POST /api/upload`` answer."""
+
+    success: Literal[True] = True
+    url: str
+    path: str
+    size: int = Field(ge=0)
+    section: str
+
+
+class ImageRef(BaseModel):
+    """One image named in a process request: a URL issued by an upload, and its section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2048)
+    section: str = Field(min_length=1, max_length=32)
+
+
+class ProcessRequest(BaseModel):
+    """``POST /api/process`` body. The API key travels in the body, as the contract has it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=256)
+    imei: str = Field(min_length=1, max_length=32)
+    images: list[ImageRef] = Field(min_length=1, max_length=64)
+
+
+class SectionAnalysis(ContractModel):
+    """The contract's per-section result."""
+
+    score: int = Field(ge=SCORE_MIN, le=SCORE_MAX)
+    issues: list[str]
+    recommendations: list[str]
+
+
+class ProcessedImage(ContractModel):
+    """One image of a process answer."""
+
+    url: str
+    section: str
+    path: str
+    size: int = Field(ge=0)
+
+
+class ProcessResponse(ContractModel):
+    """``POST /api/process`` answer, as the cloud gives it."""
+
+    success: Literal[True] = True
+    message: str = "Session created successfully"
+    sessionId: str  # noqa: N815 - the contract's key
+    imei: str
+    analysis: dict[str, SectionAnalysis]
+    images: list[ProcessedImage]
+
+
+class Defect(BaseModel):
+    """One defect the booth found, in the canonical (upright) view of a section."""
+
+    kind: Literal["scratch", "crack", "chip", "dirt"]
+    severity: Literal["light", "deep", "n/a"] = "n/a"
+    length_mm: float = Field(ge=0)
+    width_mm: float = Field(ge=0)
+    area_mm2: float = Field(ge=0)
+    place: str
+    confidence: float = Field(ge=0, le=1)
+    # Bounding box in the canonical crop, as fractions of its width and height.
+    box: tuple[float, float, float, float]
+    image_index: int = Field(ge=0)
+
+
+class BoothSectionAnalysis(SectionAnalysis):
+    """The contract's section result plus the booth's own fields.
+
+    A section whose photos failed the quality gate has ``status="retake"`` and a ``reason``; its
+    score is 0 and it is never graded.
+    """
+
+    status: Literal["graded", "retake"] = "graded"
+    reason: str | None = None
+    defects: list[Defect] = Field(default_factory=list)
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    runtime: str
+
+
+class BoothProcessResponse(ProcessResponse):
+    """The process answer the booth gives: the contract's keys plus grade, model, timings, booth."""
+
+    analysis: dict[str, BoothSectionAnalysis]  # type: ignore[assignment]
+    status: Literal["graded", "retake", "failed"]
+    grade: Literal["A", "B", "C", "D", "E"] | None
+    reason: str | None = None
+    model: ModelInfo
+    timings_ms: dict[str, float]
+    booth_id: str
+    time: str
+    overlays: list[ProcessedImage] = Field(default_factory=list)

@@ -1,0 +1,18 @@
+"""Why the booth refuses a trigger; every trigger path (GPIO, CLI, HTTP, MQTT) answers with these."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RefusalCode = Literal["invalid_imei", "busy", "disk_low", "stopping", "no_imei"]
+
+
+class TriggerRefusedError(Exception):
+    def __init__(self, code: RefusalCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# The name the other components were told about.
+TriggerRefused = TriggerRefusedError

@@ -1,0 +1,57 @@
+"""What the booth is doing, in one place: the MQTT `state` topic, /healthz and /metrics read it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+Probe = Callable[[], Any]
+ChangeListener = Callable[[dict[str, Any]], None]
+
+
+class StatusBoard:
+    """Values set by their owners, plus probes read on every snapshot (disk free, outbox depth)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._probes: dict[str, Probe] = {}
+        self._listeners: list[ChangeListener] = []
+        self._lock = threading.Lock()
+
+    def set(self, key: str, value: Any) -> None:
+        """Set a value; listeners hear of it only if it changed."""
+        with self._lock:
+            if self._values.get(key, object()) == value:
+                return
+            self._values[key] = value
+        self._notify()
+
+    def probe(self, key: str, probe: Probe) -> None:
+        with self._lock:
+            self._probes[key] = probe
+
+    def on_change(self, listener: ChangeListener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def changed(self) -> None:
+        """An owner of a probe says its value moved (an outbox drained, say)."""
+        self._notify()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            values = dict(self._values)
+            probes = dict(self._probes)
+        for key, probe in probes.items():
+            values[key] = probe()
+        return values
+
+    def _notify(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        if not listeners:
+            return
+        snapshot = self.snapshot()
+        for listener in listeners:
+            listener(snapshot)

@@ -1,0 +1,1 @@
+"""Durable spool: every session and image on disk and in SQLite before grading starts."""

@@ -1,0 +1,100 @@
+"""SQLite in WAL mode with synchronous=FULL, one connection per thread, migrations per component.
+
+Each component (the spool itself, the MQTT outbox, the cloud outbox, the local API's uploads) owns
+its tables and lists its own migrations, so components evolve their schema independently.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        conn = self.connection()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " component TEXT NOT NULL, version INTEGER NOT NULL, applied_at REAL NOT NULL,"
+            " PRIMARY KEY (component, version))"
+        )
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections must not cross threads)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: writers queue up instead of failing on a lock upgrade."""
+        conn = self.connection()
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def migrate(self, component: str, steps: Sequence[str]) -> None:
+        """Apply ``steps[i]`` (SQL scripts) for versions not yet applied to ``component``."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?", (component,)
+            ).fetchone()
+            current = int(row[0])
+            if current > len(steps):
+                raise RuntimeError(
+                    f"database {self.path} has {component} schema v{current}, newer than this software "
+                    f"(v{len(steps)}): install the newer release or restore a backup"
+                )
+            for version, script in enumerate(steps[current:], start=current + 1):
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, julianday('now'))",
+                    (component, version),
+                )
+                logger.info("applied %s schema migration v%d", component, version)
+
+    def integrity_ok(self) -> bool:
+        return self.connection().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT the surrounding transaction; run statements one by one instead.
+    return [s.strip() for s in script.split(";") if s.strip()]

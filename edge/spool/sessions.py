@@ -1,0 +1,261 @@
+"""Sessions and their images: the row exists from the trigger on, every image before grading."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from edge.spool.db import Database
+from edge.spool.files import atomic_write
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["capturing", "captured", "grading", "graded", "retake", "failed"]
+TERMINAL: frozenset[str] = frozenset({"graded", "retake", "failed"})
+ImageKind = Literal["original", "overlay"]
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+MIGRATIONS = (
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        imei TEXT NOT NULL,
+        source TEXT NOT NULL,
+        request_id TEXT,
+        status TEXT NOT NULL,
+        reason TEXT,
+        grade TEXT,
+        result_json TEXT,
+        cloud_json TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX sessions_created ON sessions (created_at);
+    CREATE INDEX sessions_status ON sessions (status);
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        section TEXT NOT NULL,
+        shot INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL UNIQUE,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX images_session ON images (session_id, kind, section, shot)
+    """,
+)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    session_id: str
+    section: str
+    shot: int
+    kind: str
+    path: str
+    sha256: str
+    size: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    imei: str
+    source: str
+    request_id: str | None
+    status: str
+    reason: str | None
+    grade: str | None
+    result: dict[str, Any] | None
+    cloud: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+ResultHook = Callable[[sqlite3.Connection, SessionRecord], None]
+Listener = Callable[[SessionRecord], None]
+
+
+def image_path(imei: str, section: str, filename: str, now_ms: int) -> str:
+    """The contract's path form: ``<imei>/<section>/<epoch-ms>_<filename>``."""
+    if not SAFE_NAME.fullmatch(filename) or not SAFE_NAME.fullmatch(section) or not imei.isdigit():
+        raise ValueError("image path parts must be plain names")
+    return f"{imei}/{section}/{now_ms}_{filename}"
+
+
+class SessionStore:
+    def __init__(self, db: Database, images_root: Path) -> None:
+        self.db = db
+        self.images_root = images_root
+        images_root.mkdir(parents=True, exist_ok=True)
+        db.migrate("spool", MIGRATIONS)
+        self._hooks: list[ResultHook] = []
+        self._listeners: list[Listener] = []
+
+    def add_result_hook(self, hook: ResultHook) -> None:
+        """``hook`` runs inside the transaction that stores a finished session (outbox enqueue)."""
+        self._hooks.append(hook)
+
+    def add_listener(self, listener: Listener) -> None:
+        """``listener`` runs after a finished session is committed (wake-ups, metrics)."""
+        self._listeners.append(listener)
+
+    def create(
+        self, imei: str, source: str, request_id: str | None = None, status: Status = "capturing"
+    ) -> SessionRecord:
+        session_id = str(uuid.uuid4())
+        now = time.time()
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, imei, source, request_id, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, imei, source, request_id, status, now, now),
+            )
+        record = self.get(session_id)
+        assert record is not None
+        return record
+
+    def set_status(self, session_id: str, status: Status, reason: str | None = None) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE sessions SET status = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (status, reason, time.time(), session_id),
+            )
+
+    def add_image(
+        self,
+        session: SessionRecord,
+        section: str,
+        shot: int,
+        data: bytes,
+        kind: ImageKind = "original",
+        filename: str | None = None,
+    ) -> ImageRecord:
+        """Write the file atomically, then its row: a row never points at a missing file."""
+        suffix = "-overlay" if kind == "overlay" else ""
+        name = filename or f"{section}-{shot + 1}{suffix}.jpg"
+        rel = image_path(session.imei, section, name, int(time.time() * 1000))
+        digest = atomic_write(self.images_root / rel, data)
+        return self.register_image(session.id, section, shot, kind, rel, digest, len(data))
+
+    def register_image(
+        self, session_id: str, section: str, shot: int, kind: str, rel: str, sha256: str, size: int
+    ) -> ImageRecord:
+        """Record a file that is already durably on disk under ``images_root``."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO images (session_id, section, shot, kind, path, sha256, size, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, section, shot, kind, rel, sha256, size, now),
+            )
+            image_id = int(cursor.lastrowid or 0)
+        return ImageRecord(image_id, session_id, section, shot, kind, rel, sha256, size, now)
+
+    def images(self, session_id: str, kind: ImageKind | None = None) -> list[ImageRecord]:
+        query = "SELECT * FROM images WHERE session_id = ?"
+        args: tuple[Any, ...] = (session_id,)
+        if kind is not None:
+            query += " AND kind = ?"
+            args = (session_id, kind)
+        rows = self.db.connection().execute(query + " ORDER BY id", args).fetchall()
+        return [ImageRecord(**dict(row)) for row in rows]
+
+    def image_by_path(self, rel: str) -> ImageRecord | None:
+        row = self.db.connection().execute("SELECT * FROM images WHERE path = ?", (rel,)).fetchone()
+        return ImageRecord(**dict(row)) if row else None
+
+    def read_image(self, image: ImageRecord) -> bytes:
+        return (self.images_root / image.path).read_bytes()
+
+    def finish(
+        self,
+        session_id: str,
+        status: Status,
+        result: dict[str, Any] | None,
+        grade: str | None = None,
+        reason: str | None = None,
+    ) -> SessionRecord:
+        """Store the outcome and enqueue it in every outbox, all in one transaction."""
+        if status not in TERMINAL:
+            raise ValueError(f"{status} is not a final status")
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE sessions SET status = ?, reason = ?, grade = ?, result_json = ?, updated_at = ?"
+                " WHERE id = ?",
+                (status, reason, grade, json.dumps(result) if result is not None else None, time.time(), session_id),
+            )
+            record = self._get(conn, session_id)
+            if record is None:
+                raise KeyError(session_id)
+            for hook in self._hooks:
+                hook(conn, record)
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception:
+                logger.exception("session listener failed")
+        return record
+
+    def set_cloud(self, session_id: str, cloud: dict[str, Any], conn: sqlite3.Connection | None = None) -> None:
+        (conn or self.db.connection()).execute(
+            "UPDATE sessions SET cloud_json = ?, updated_at = ? WHERE id = ?",
+            (json.dumps(cloud), time.time(), session_id),
+        )
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        return self._get(self.db.connection(), session_id)
+
+    def list(self, limit: int = 50, before: float | None = None) -> list[SessionRecord]:
+        """Newest first; ``before`` is a created_at time to page from."""
+        conn = self.db.connection()
+        if before is None:
+            rows = conn.execute("SELECT * FROM sessions ORDER BY created_at DESC LIMIT ?", (limit,))
+        else:
+            rows = conn.execute(
+                "SELECT * FROM sessions WHERE created_at < ? ORDER BY created_at DESC LIMIT ?", (before, limit)
+            )
+        return [_record(row) for row in rows.fetchall()]
+
+    def unfinished(self) -> list[SessionRecord]:
+        rows = self.db.connection().execute(
+            "SELECT * FROM sessions WHERE status NOT IN ('graded', 'retake', 'failed') ORDER BY created_at"
+        )
+        return [_record(row) for row in rows.fetchall()]
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.db.connection().execute("SELECT status, COUNT(*) FROM sessions GROUP BY status")
+        return {status: count for status, count in rows.fetchall()}
+
+    @staticmethod
+    def _get(conn: sqlite3.Connection, session_id: str) -> SessionRecord | None:
+        row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return _record(row) if row else None
+
+
+def _record(row: sqlite3.Row) -> SessionRecord:
+    data = dict(row)
+    result = data.pop("result_json")
+    cloud = data.pop("cloud_json")
+    return SessionRecord(
+        **data,
+        result=json.loads(result) if result else None,
+        cloud=json.loads(cloud) if cloud else None,
+    )

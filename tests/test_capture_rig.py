@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from edge.capture.errors import CaptureError
+from edge.capture.rig import CaptureRig
+from edge.config import load_config
+from tests.booth_support import write_config
+
+
+@pytest.fixture(autouse=True)
+def mock_pins() -> None:
+    Device.pin_factory = MockFactory()
+    yield
+    Device.pin_factory.reset()
+
+
+def _images(folder: Path, count: int = 2) -> Path:
+    rng = np.random.default_rng(0)
+    for section in ("front", "back"):
+        (folder / section).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            image = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+            cv2.imwrite(str(folder / section / f"{i:02d}.jpg"), image)
+    return folder
+
+
+def test_rig_shoots_every_section_in_order(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, _images(tmp_path / "imgs"), shots=2))
+    rig = CaptureRig(config)
+    rig.open()
+    shots: list[tuple[str, int, int]] = []
+    rig.capture_session(lambda section, shot, data: shots.append((section, shot, len(data))))
+    rig.close()
+    assert [(s, n) for s, n, _ in shots] == [("front", 0), ("front", 1), ("back", 0)]
+    assert all(size > 1000 for _, _, size in shots)
+
+
+def test_corrupt_replay_file_fails_the_session_with_a_named_reason(tmp_path: Path) -> None:
+    folder = _images(tmp_path / "imgs", count=1)
+    (folder / "back" / "00.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    config = load_config(write_config(tmp_path, folder))
+    rig = CaptureRig(config)
+    taken: list[str] = []
+    with pytest.raises(CaptureError, match="back shot 1: camera cam returned a file that is not a decodable image"):
+        rig.capture_session(lambda section, shot, data: taken.append(section))
+    assert taken == ["front"]  # what was shot before the failure was handed on to the spool
+
+
+class HangingCamera:
+    name = "cam"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def open(self) -> None: ...
+
+    def capture(self, section: str) -> bytes:
+        self.release.wait(30)
+        return b""
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def test_a_hanging_camera_times_out_instead_of_hanging_the_daemon(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, tmp_path / "imgs"))
+    config.cameras["cam"].timeout_s = 0.5
+    camera = HangingCamera()
+    rig = CaptureRig(config, cameras={"cam": camera})
+    with pytest.raises(CaptureError, match="did not answer within 0.5 s"):
+        rig.capture_session(lambda *a: None)
+    assert rig.camera_state["cam"].startswith("error")
+    rig.close()
+
+
+def test_lights_are_on_during_each_shot_and_off_after(tmp_path: Path) -> None:
+    extra = '[lights.ring]\npin = 27\nsettle_s = 0\n'
+    path = write_config(tmp_path, _images(tmp_path / "imgs"), extra=extra)
+    path.write_text(path.read_text().replace('shots = 1\n\n[rig.sections.back]', 'shots = 1\nlights = ["ring"]\n\n[rig.sections.back]', 1))
+    config = load_config(path)
+    rig = CaptureRig(config)
+    lit: list[tuple[str, bool]] = []
+    camera = rig.cameras["cam"]
+    original = camera.capture
+
+    def capture(section: str) -> bytes:
+        lit.append((section, rig.lights.is_lit("ring")))
+        return original(section)
+
+    camera.capture = capture  # type: ignore[method-assign]
+    rig.capture_session(lambda *a: None)
+    assert lit == [("front", True), ("back", False)]
+    assert not rig.lights.is_lit("ring")
+    rig.close()

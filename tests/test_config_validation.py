@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.config import ConfigError, load_config
+from tests.booth_support import REPO, write_config
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", "check-config", str(path)], capture_output=True, text=True, cwd=REPO
+    )
+
+
+@pytest.mark.parametrize("name", ["demo.toml", "edge-grader.toml"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    result = check_config(REPO / "config" / name)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_relative_paths_are_taken_from_the_config_folder(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path / "cfg", tmp_path / "imgs"))
+    assert config.booth.state_dir == (tmp_path / "cfg" / "state").resolve()
+
+
+def test_each_problem_names_key_value_and_expectation(tmp_path: Path) -> None:
+    path = write_config(tmp_path, tmp_path / "imgs", extra="[storage]\nretention_days = -3\nbogus = 1\n")
+    text = path.read_text().replace('id = "test-booth"', 'id = "bad booth!"')
+    path.write_text(text)
+    result = check_config(path)
+    assert result.returncode == 3
+    lines = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    joined = "\n".join(lines)
+    assert any(line.startswith("  - booth.id = 'bad booth!'") for line in lines), joined
+    assert any("storage.retention_days = -3" in line and "greater than 0" in line for line in lines), joined
+    assert any("storage.bogus: unknown key" in line for line in lines), joined
+
+
+def test_rig_must_name_a_configured_camera(tmp_path: Path) -> None:
+    path = write_config(tmp_path, tmp_path / "imgs")
+    path.write_text(path.read_text().replace('camera = "cam"\nshots = 1\n\n[rig.sections.back]\ncamera = "cam"',
+                                             'camera = "cam"\nshots = 1\n\n[rig.sections.back]\ncamera = "ghost"'))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert any("rig.sections.back.camera: 'ghost' is not a camera" in p for p in info.value.problems)
+
+
+def test_broken_toml_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[booth\nid = 1\n")
+    result = check_config(path)
+    assert result.returncode == 3
+    assert "not valid TOML" in result.stderr
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    result = check_config(tmp_path / "absent.toml")
+    assert result.returncode == 3
+    assert "cannot read the file" in result.stderr
+
+
+def test_secret_from_credentials_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "cloud-api-key").write_text("s3cret-value\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    path = write_config(tmp_path, tmp_path / "imgs", cloud='mode = "mirror"\napi_key = "credential:cloud-api-key"')
+    config = load_config(path)
+    assert config.cloud.api_key is not None
+    assert config.cloud.api_key.get_secret_value() == "s3cret-value"
+    assert "s3cret" not in repr(config)
+
+
+def test_missing_secret_names_the_key_and_never_prints_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_TEST_NO_SUCH_VAR", raising=False)
+    path = write_config(tmp_path, tmp_path / "imgs", cloud='mode = "mirror"\napi_key = "env:EDGE_TEST_NO_SUCH_VAR"')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problem = next(p for p in info.value.problems if p.startswith("cloud.api_key"))
+    assert "EDGE_TEST_NO_SUCH_VAR is not set" in problem
+    assert "<secret>" in problem

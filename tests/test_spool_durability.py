@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.config.storage import StorageConfig
+from edge.events import EventBus
+from edge.spool.db import Database
+from edge.spool.files import atomic_write, remove_stale_temp_files
+from edge.spool.retention import Retention
+from edge.spool.sessions import SessionRecord, SessionStore
+from tests.booth_support import VALID_IMEI
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SessionStore:
+    db = Database(tmp_path / "spool.db")
+    yield SessionStore(db, tmp_path / "images")
+    db.close()
+
+
+def test_database_is_wal_with_full_sync(store: SessionStore) -> None:
+    conn = store.db.connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_atomic_write_leaves_only_the_final_file(tmp_path: Path) -> None:
+    digest = atomic_write(tmp_path / "a" / "img.jpg", b"payload")
+    assert (tmp_path / "a" / "img.jpg").read_bytes() == b"payload"
+    assert len(digest) == 64
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["img.jpg"]
+
+
+def test_stale_temp_files_from_a_crash_are_removed(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / ".img.jpg.abc.tmp").write_bytes(b"half")
+    (tmp_path / "x" / "keep.jpg").write_bytes(b"whole")
+    assert remove_stale_temp_files(tmp_path) == 1
+    assert [p.name for p in (tmp_path / "x").iterdir()] == ["keep.jpg"]
+
+
+def test_image_is_on_disk_with_its_checksum_before_it_is_listed(store: SessionStore) -> None:
+    session = store.create(VALID_IMEI, "test")
+    image = store.add_image(session, "front", 0, b"\xff\xd8jpeg-bytes")
+    assert image.path.startswith(f"{VALID_IMEI}/front/")
+    assert (store.images_root / image.path).read_bytes() == b"\xff\xd8jpeg-bytes"
+    assert store.images(session.id) == [image]
+
+
+def test_migrations_apply_once_and_refuse_a_newer_schema(tmp_path: Path) -> None:
+    db = Database(tmp_path / "m.db")
+    steps = ("CREATE TABLE t (a INTEGER)", "ALTER TABLE t ADD COLUMN b TEXT")
+    db.migrate("comp", steps)
+    db.migrate("comp", steps)
+    assert [r[1] for r in db.connection().execute("PRAGMA table_info(t)")] == ["a", "b"]
+    with pytest.raises(RuntimeError, match="newer than this software"):
+        db.migrate("comp", steps[:1])
+
+
+def test_result_hook_runs_in_the_same_transaction(store: SessionStore) -> None:
+    store.db.migrate("outbox", ("CREATE TABLE outbox (session_id TEXT)",))
+    seen: list[SessionRecord] = []
+
+    def enqueue(conn: sqlite3.Connection, record: SessionRecord) -> None:
+        conn.execute("INSERT INTO outbox VALUES (?)", (record.id,))
+        seen.append(record)
+
+    def exploding(conn: sqlite3.Connection, record: SessionRecord) -> None:
+        raise RuntimeError("outbox full")
+
+    store.add_result_hook(enqueue)
+    ok = store.create(VALID_IMEI, "test")
+    store.finish(ok.id, "graded", {"grade": "A"}, grade="A")
+    assert seen[-1].status == "graded"
+    store.add_result_hook(exploding)
+    bad = store.create(VALID_IMEI, "test")
+    with pytest.raises(RuntimeError):
+        store.finish(bad.id, "graded", {"grade": "B"}, grade="B")
+    rows = [r[0] for r in store.db.connection().execute("SELECT session_id FROM outbox")]
+    assert rows == [ok.id]
+    assert store.get(bad.id).status == "capturing"  # rolled back: result and outbox row together
+
+
+def test_unfinished_sessions_are_listed_for_recovery(store: SessionStore) -> None:
+    a = store.create(VALID_IMEI, "test")
+    b = store.create(VALID_IMEI, "test")
+    store.finish(b.id, "failed", None, reason="x")
+    assert [s.id for s in store.unfinished()] == [a.id]
+
+
+def test_retention_deletes_only_delivered_sessions(store: SessionStore) -> None:
+    retention = Retention(store, StorageConfig(retention_days=1), EventBus("b"))
+    old_delivered = store.create(VALID_IMEI, "test")
+    old_pending = store.create(VALID_IMEI, "test")
+    fresh = store.create(VALID_IMEI, "test")
+    for session in (old_delivered, old_pending, fresh):
+        store.add_image(session, "front", 0, b"x" * 1000)
+        store.finish(session.id, "graded", {}, grade="A")
+    store.db.connection().execute(
+        "UPDATE sessions SET created_at = created_at - 3 * 86400 WHERE id IN (?, ?)", (old_delivered.id, old_pending.id)
+    )
+    retention.add_guard(lambda conn: {old_pending.id})
+    assert retention.sweep() == 1
+    assert store.get(fresh.id) is not None
+    assert store.get(old_delivered.id) is None
+    assert store.get(old_pending.id) is not None
+    assert len(store.images(old_pending.id)) == 1
+
+
+def test_retention_quota_removes_oldest_delivered_first(store: SessionStore) -> None:
+    retention = Retention(store, StorageConfig(quota_mb=64), EventBus("b"))
+    sessions = []
+    for _ in range(3):
+        session = store.create(VALID_IMEI, "test")
+        store.add_image(session, "front", 0, b"x" * (30 * 1024 * 1024))
+        store.finish(session.id, "graded", {}, grade="A")
+        sessions.append(session)
+        time.sleep(0.01)
+    assert retention.sweep() == 1
+    assert store.get(sessions[0].id) is None
+    assert store.get(sessions[2].id) is not None
