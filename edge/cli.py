@@ -20,7 +20,7 @@ EXIT_CONFIG = 3
 CLI_TIMEOUT_S = 10.0
 
 
-def _load(path: Path):  # noqa: ANN202 - AppConfig, imported lazily to keep `--help` fast
+def _load(path: Path):
     from edge.config import ConfigError, load_config
 
     try:
@@ -152,7 +152,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _progress(total: int):  # noqa: ANN202 - a tqdm-backed callback, or None off a terminal
+def _progress(total: int):
     if total < 2 or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
@@ -177,7 +177,9 @@ def _human(response: Any) -> str:
         lines.append(f"  {section}: {state}")
         lines.extend(f"    issue: {issue}" for issue in analysis.issues)
         lines.extend(f"    advice: {rec}" for rec in analysis.recommendations)
-    lines.append(f"  model {response.model.name} {response.model.version}, {response.timings_ms.get('total', 0):.0f} ms")
+    lines.append(
+        f"  model {response.model.name} {response.model.version}, {response.timings_ms.get('total', 0):.0f} ms"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -80,7 +80,7 @@ class ProcessResponse(ContractModel):
 
     success: Literal[True] = True
     message: str = "Session created successfully"
-    sessionId: str  # noqa: N815 - the contract's key
+    sessionId: str
     imei: str
     analysis: dict[str, SectionAnalysis]
     images: list[ProcessedImage]

@@ -47,7 +47,7 @@ done
 
 install -m 0644 "$SRC/systemd/edge-grader.service" /etc/systemd/system/edge-grader.service
 systemctl daemon-reload
-"$PREFIX/.venv/bin/edge-grader" check-config "$ETC/edge-grader.toml"
+CREDENTIALS_DIRECTORY="$ETC/credentials" "$PREFIX/.venv/bin/edge-grader" check-config "$ETC/edge-grader.toml"
 systemctl enable --now edge-grader.service
 systemctl --no-pager status edge-grader.service || true
 echo "installed: edit $ETC/edge-grader.toml and the files in $ETC/credentials/, then: systemctl restart edge-grader"

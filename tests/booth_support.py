@@ -23,8 +23,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(folder: Path, images: Path, *, api_port: int = 0, extra: str = "", shots: int = 1,
-                 mqtt: str = 'enabled = false', cloud: str = 'mode = "off"') -> Path:
+def write_config(
+    folder: Path,
+    images: Path,
+    *,
+    api_port: int = 0,
+    extra: str = "",
+    shots: int = 1,
+    mqtt: str = "enabled = false",
+    cloud: str = 'mode = "off"',
+) -> Path:
     """A booth config on replay cameras under ``folder``; ``extra`` is appended TOML."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "booth.toml"
@@ -96,7 +104,10 @@ class DaemonProcess:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edge.cli", "run", "--config", str(self.config)],
-                stdout=out, stderr=subprocess.STDOUT, env=self._env, cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+                cwd=REPO,
             )
         return self
 
@@ -115,7 +126,11 @@ class DaemonProcess:
     def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "edge.cli", *args, "--config", str(self.config)],
-            capture_output=True, text=True, timeout=timeout, cwd=REPO, env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+            env=self._env,
         )
 
     def kill(self, sig: int = signal.SIGKILL) -> int:

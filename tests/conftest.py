@@ -10,7 +10,7 @@ import pytest
 # gpiozero must never look for real pins in tests.
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
-from tests.booth_support import render_booth_images  # noqa: E402
+from tests.booth_support import render_booth_images
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ would on a Pi.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class CompletedRequest:
 
 
 class Picamera2:
-    instances: list[Picamera2] = []
+    instances: ClassVar[list[Picamera2]] = []
     frame_source: Any = None  # callable () -> ndarray, set by the test
 
     def __init__(self, camera_num: int = 0) -> None:
@@ -50,8 +50,9 @@ class Picamera2:
         self.metadata_calls = 0
         Picamera2.instances.append(self)
 
-    def create_still_configuration(self, main: dict[str, Any] | None = None, buffer_count: int = 1,
-                                   **kwargs: Any) -> dict[str, Any]:
+    def create_still_configuration(
+        self, main: dict[str, Any] | None = None, buffer_count: int = 1, **kwargs: Any
+    ) -> dict[str, Any]:
         main = {"format": "BGR888", "size": self.sensor_resolution, **(main or {})}
         return {"use_case": "still", "main": main, "buffer_count": buffer_count, **kwargs}
 
@@ -68,8 +69,12 @@ class Picamera2:
     def capture_metadata(self) -> dict[str, Any]:
         self._require_running()
         self.metadata_calls += 1
-        return {"ExposureTime": 8000 + self.metadata_calls, "AnalogueGain": 1.5, "ColourGains": (1.9, 1.6),
-                "SensorTimestamp": self.metadata_calls}
+        return {
+            "ExposureTime": 8000 + self.metadata_calls,
+            "AnalogueGain": 1.5,
+            "ColourGains": (1.9, 1.6),
+            "SensorTimestamp": self.metadata_calls,
+        }
 
     def set_controls(self, controls: dict[str, Any]) -> None:
         self.controls.update(controls)

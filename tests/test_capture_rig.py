@@ -75,16 +75,20 @@ def test_a_hanging_camera_times_out_instead_of_hanging_the_daemon(tmp_path: Path
     config.cameras["cam"].timeout_s = 0.5
     camera = HangingCamera()
     rig = CaptureRig(config, cameras={"cam": camera})
-    with pytest.raises(CaptureError, match="did not answer within 0.5 s"):
+    with pytest.raises(CaptureError, match=r"did not answer within 0\.5 s"):
         rig.capture_session(lambda *a: None)
     assert rig.camera_state["cam"].startswith("error")
     rig.close()
 
 
 def test_lights_are_on_during_each_shot_and_off_after(tmp_path: Path) -> None:
-    extra = '[lights.ring]\npin = 27\nsettle_s = 0\n'
+    extra = "[lights.ring]\npin = 27\nsettle_s = 0\n"
     path = write_config(tmp_path, _images(tmp_path / "imgs"), extra=extra)
-    path.write_text(path.read_text().replace('shots = 1\n\n[rig.sections.back]', 'shots = 1\nlights = ["ring"]\n\n[rig.sections.back]', 1))
+    path.write_text(
+        path.read_text().replace(
+            "shots = 1\n\n[rig.sections.back]", 'shots = 1\nlights = ["ring"]\n\n[rig.sections.back]', 1
+        )
+    )
     config = load_config(path)
     rig = CaptureRig(config)
     lit: list[tuple[str, bool]] = []

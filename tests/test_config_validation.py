@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,15 +11,22 @@ from edge.config import ConfigError, load_config
 from tests.booth_support import REPO, write_config
 
 
-def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+def check_config(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", "check-config", str(path)], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "edge.cli", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
     )
 
 
 @pytest.mark.parametrize("name", ["demo.toml", "edge-grader.toml"])
-def test_shipped_configs_are_valid(name: str) -> None:
-    result = check_config(REPO / "config" / name)
+def test_shipped_configs_are_valid(name: str, tmp_path: Path) -> None:
+    # As under systemd: the example's secrets come from LoadCredential= files.
+    for credential in ("cloud-api-key", "mqtt-password", "local-api-key"):
+        (tmp_path / credential).write_text("not-a-real-secret\n")
+    result = check_config(REPO / "config" / name, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
 
@@ -43,8 +51,12 @@ def test_each_problem_names_key_value_and_expectation(tmp_path: Path) -> None:
 
 def test_rig_must_name_a_configured_camera(tmp_path: Path) -> None:
     path = write_config(tmp_path, tmp_path / "imgs")
-    path.write_text(path.read_text().replace('camera = "cam"\nshots = 1\n\n[rig.sections.back]\ncamera = "cam"',
-                                             'camera = "cam"\nshots = 1\n\n[rig.sections.back]\ncamera = "ghost"'))
+    path.write_text(
+        path.read_text().replace(
+            'camera = "cam"\nshots = 1\n\n[rig.sections.back]\ncamera = "cam"',
+            'camera = "cam"\nshots = 1\n\n[rig.sections.back]\ncamera = "ghost"',
+        )
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert any("rig.sections.back.camera: 'ghost' is not a camera" in p for p in info.value.problems)
@@ -76,7 +88,9 @@ def test_secret_from_credentials_directory(tmp_path: Path, monkeypatch: pytest.M
     assert "s3cret" not in repr(config)
 
 
-def test_missing_secret_names_the_key_and_never_prints_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_secret_names_the_key_and_never_prints_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("EDGE_TEST_NO_SUCH_VAR", raising=False)
     path = write_config(tmp_path, tmp_path / "imgs", cloud='mode = "mirror"\napi_key = "env:EDGE_TEST_NO_SUCH_VAR"')
     with pytest.raises(ConfigError) as info:

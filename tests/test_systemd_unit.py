@@ -40,7 +40,14 @@ def test_security_exposure_is_low(analyzable_unit: Path) -> None:
 
 def test_unit_is_notify_with_watchdog_and_keeps_devices_visible() -> None:
     text = UNIT.read_text()
-    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "StateDirectory=edge-grader",
-                 "SupplementaryGroups=video gpio", "LoadCredential=cloud-api-key", "ProtectSystem=strict"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "StateDirectory=edge-grader",
+        "SupplementaryGroups=video gpio",
+        "LoadCredential=cloud-api-key",
+        "ProtectSystem=strict",
+    ):
         assert line in text
     assert "PrivateDevices=yes" not in text

@@ -30,7 +30,8 @@ class ReplayCameraBackend:
         folder = self.config.folder / section
         if not folder.is_dir():
             folder = self.config.folder
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        # Not only regular files: a FIFO stands in for a camera that blocks mid-shot in tests.
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
 
     def capture(self, section: str) -> bytes:
         files = self._files(section)

@@ -33,9 +33,7 @@ def resolve_secret(value: object) -> object:
             raise ValueError(f"credential name {name!r} must be a plain file name")
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
-            raise ValueError(
-                f"credential {name} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=) to be set"
-            )
+            raise ValueError(f"credential {name} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=) to be set")
         path = Path(directory) / name
         try:
             return path.read_text(encoding="utf-8").strip()

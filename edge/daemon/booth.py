@@ -299,7 +299,9 @@ class Booth:
         capture_ms: float,
     ) -> dict[str, Any]:
         def described(image: ImageRecord) -> ProcessedImage:
-            return ProcessedImage(url=self.image_url(image.path), section=image.section, path=image.path, size=image.size)
+            return ProcessedImage(
+                url=self.image_url(image.path), section=image.section, path=image.path, size=image.size
+            )
 
         timings = dict(grade.timings_ms)
         if capture_ms:

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
@@ -26,7 +27,7 @@ class Component(Protocol):
     def stop(self) -> None: ...
 
 
-def control_socket_path(config: AppConfig):  # noqa: ANN201 - Path, imported lazily by the CLI too
+def control_socket_path(config: AppConfig) -> Path:
     return config.triggers.control_socket or config.booth.state_dir / "control.sock"
 
 

@@ -55,8 +55,7 @@ class Retention:
         finished = [
             (row["id"], row["created_at"])
             for row in conn.execute(
-                "SELECT id, created_at FROM sessions WHERE status IN ('graded', 'retake', 'failed')"
-                " ORDER BY created_at"
+                "SELECT id, created_at FROM sessions WHERE status IN ('graded', 'retake', 'failed') ORDER BY created_at"
             )
         ]
         deletable = [(sid, created) for sid, created in finished if sid not in pending]
@@ -88,9 +87,11 @@ class Retention:
                 self.events.emit("retention_emergency", session_id=sid, freed_mb=round(freed, 1))
 
     def _session_mb(self, session_id: str) -> float:
-        row = self.store.db.connection().execute(
-            "SELECT COALESCE(SUM(size), 0) FROM images WHERE session_id = ?", (session_id,)
-        ).fetchone()
+        row = (
+            self.store.db.connection()
+            .execute("SELECT COALESCE(SUM(size), 0) FROM images WHERE session_id = ?", (session_id,))
+            .fetchone()
+        )
         return int(row[0]) / MB
 
     def _delete_files(self, session_id: str) -> float:

@@ -198,8 +198,7 @@ class SessionStore:
             raise ValueError(f"{status} is not a final status")
         with self.db.transaction() as conn:
             conn.execute(
-                "UPDATE sessions SET status = ?, reason = ?, grade = ?, result_json = ?, updated_at = ?"
-                " WHERE id = ?",
+                "UPDATE sessions SET status = ?, reason = ?, grade = ?, result_json = ?, updated_at = ? WHERE id = ?",
                 (status, reason, grade, json.dumps(result) if result is not None else None, time.time(), session_id),
             )
             record = self._get(conn, session_id)

@@ -1,0 +1,173 @@
+"""The daemon as systemd runs it: notify protocol, CLI triggers, crash recovery, clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge.config import load_config
+from edge.daemon.booth import Booth
+from edge.daemon.errors import TriggerRefusedError
+from edge.spool.db import Database
+from edge.spool.sessions import SessionStore
+from tests.booth_support import OTHER_IMEI, VALID_IMEI, DaemonProcess, wait_for, write_config
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(120)
+    yield path, sock
+    sock.close()
+
+
+def _messages(sock: socket.socket, until: str) -> list[str]:
+    seen = []
+    while True:
+        message = sock.recv(4096).decode()
+        seen.append(message)
+        if until in message:
+            return seen
+
+
+def _db_rows(state: Path, query: str, args: tuple = ()) -> list[tuple]:
+    conn = sqlite3.connect(state / "spool.db")
+    try:
+        return conn.execute(query, args).fetchall()
+    finally:
+        conn.close()
+
+
+def test_daemon_is_ready_grades_a_cli_trigger_and_stops_cleanly(
+    tmp_path: Path, booth_images: Path, notify_socket
+) -> None:
+    path, sock = notify_socket
+    config = write_config(tmp_path / "cfg", booth_images, shots=2)
+    daemon = DaemonProcess(config, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}).start()
+    try:
+        assert any(m.startswith("READY=1") for m in _messages(sock, "READY=1"))
+        result = daemon.cli("trigger", "--imei", VALID_IMEI, "--wait")
+        assert result.returncode == 0, result.stdout + result.stderr
+        answer = json.loads(result.stdout)
+        assert answer["status"] in ("graded", "retake")
+        assert "WATCHDOG=1" in _messages(sock, "WATCHDOG=1")
+        state = tmp_path / "cfg" / "state"
+        images = _db_rows(
+            state,
+            "SELECT section, path, size FROM images WHERE session_id = ? AND kind = 'original'",
+            (answer["sessionId"],),
+        )
+        assert [row[0] for row in images] == ["front", "front", "back"]
+        for _, rel, size in images:
+            assert (state / "images" / rel).stat().st_size == size
+        assert VALID_IMEI not in daemon.output()  # IMEIs are masked in logs
+        assert daemon.kill(signal.SIGTERM) == 0
+        assert any(m.startswith("STOPPING=1") for m in _messages(sock, "STOPPING=1"))
+    finally:
+        daemon.stop()
+
+
+def test_cli_refuses_a_bad_imei_and_stores_nothing(tmp_path: Path, booth_images: Path) -> None:
+    config = write_config(tmp_path / "cfg", booth_images)
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_ready()
+        result = daemon.cli("trigger", "--imei", "490154203237519")
+        assert result.returncode == 1
+        assert "Luhn" in json.loads(result.stdout)["error"]
+        assert _db_rows(tmp_path / "cfg" / "state", "SELECT COUNT(*) FROM sessions") == [(0,)]
+    finally:
+        daemon.stop()
+
+
+def test_sigkill_mid_capture_then_restart_keeps_the_session_and_its_images(tmp_path: Path, booth_images: Path) -> None:
+    images = tmp_path / "imgs"
+    shutil.copytree(booth_images, images)
+    # front has two shots: the second reads a FIFO that nobody writes, so the capture blocks there.
+    first = sorted((images / "front").iterdir())[0]
+    for extra in sorted((images / "front").iterdir())[1:]:
+        extra.unlink()
+    os.mkfifo(images / "front" / "zz-blocking.jpg")
+    config = write_config(tmp_path / "cfg", images, shots=2)
+    config.write_text(config.read_text().replace("timeout_s = 10", "timeout_s = 60"))
+    state = tmp_path / "cfg" / "state"
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_ready()
+        answer = json.loads(daemon.cli("trigger", "--imei", VALID_IMEI).stdout)
+        session_id = answer["sessionId"]
+        wait_for(lambda: _db_rows(state, "SELECT COUNT(*) FROM images WHERE session_id = ?", (session_id,)) == [(1,)])
+        assert daemon.kill(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        daemon.stop()
+    assert first.exists()
+    (images / "front" / "zz-blocking.jpg").unlink()
+    restarted = DaemonProcess(config).start()
+    try:
+        restarted.wait_ready()
+        assert _db_rows(state, "PRAGMA integrity_check") == [("ok",)]
+        status, reason = _db_rows(state, "SELECT status, reason FROM sessions WHERE id = ?", (session_id,))[0]
+        assert status == "failed"
+        assert "interrupted during capture" in reason and "1 images kept" in reason
+        rel = _db_rows(state, "SELECT path FROM images WHERE session_id = ?", (session_id,))[0][0]
+        assert (state / "images" / rel).is_file()
+        # The booth goes on: the next trigger works.
+        after = restarted.cli("trigger", "--imei", OTHER_IMEI, "--wait")
+        assert after.returncode == 0, after.stdout + after.stderr
+    finally:
+        restarted.stop()
+
+
+def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, booth_images: Path) -> None:
+    config_path = write_config(tmp_path / "cfg", booth_images)
+    config = load_config(config_path)
+    state = config.booth.state_dir
+    db = Database(state / "spool.db")
+    store = SessionStore(db, state / "images")
+    session = store.create(VALID_IMEI, "cli", status="captured")
+    for section in ("front", "back"):
+        store.add_image(session, section, 0, sorted((booth_images / section).iterdir())[0].read_bytes())
+    db.close()
+    daemon = DaemonProcess(config_path).start()
+    try:
+        daemon.wait_ready()
+        wait_for(
+            lambda: (
+                _db_rows(state, "SELECT status FROM sessions WHERE id = ?", (session.id,))[0][0] in ("graded", "retake")
+            )
+        )
+        result = json.loads(_db_rows(state, "SELECT result_json FROM sessions WHERE id = ?", (session.id,))[0][0])
+        assert set(result["analysis"]) == {"front", "back"}
+    finally:
+        daemon.stop()
+
+
+def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: Path) -> None:
+    config = load_config(write_config(tmp_path / "cfg", booth_images))
+    booth = Booth(config)
+    events: list[dict] = []
+    booth.events.subscribe(events.append)
+    try:
+        with pytest.raises(TriggerRefusedError) as info:
+            booth.trigger_armed("gpio-button")
+        assert info.value.code == "no_imei"
+        with pytest.raises(TriggerRefusedError) as info:
+            booth.trigger("12345", "api")
+        assert info.value.code == "invalid_imei"
+        config.storage.min_free_mb = 10**12
+        with pytest.raises(TriggerRefusedError) as info:
+            booth.trigger(VALID_IMEI, "api")
+        assert info.value.code == "disk_low"
+        assert [e["type"] for e in events] == ["trigger_rejected", "trigger_rejected", "disk_low"]
+        assert booth.store.list() == []
+    finally:
+        booth.close()
