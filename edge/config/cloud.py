@@ -30,10 +30,12 @@ class CloudConfig(BaseModel):
     write_timeout_s: float = Field(default=60.0, gt=0, le=600, description="wait for each chunk of an upload")
     pool_timeout_s: float = Field(default=5.0, gt=0, le=120, description="wait for a free pooled connection")
     connect_retries: int = Field(
-        default=1, ge=0, le=5, description="immediate reconnects when a connection fails before anything is sent"
+        default=1, ge=0, le=5, description="immediate reconnects when a connect fails (nothing was sent yet)"
     )
     backoff_base_s: float = Field(default=2.0, gt=0, le=600, description="first retry delay after a failure")
-    backoff_cap_s: float = Field(default=300.0, gt=0, le=3600, description="longest retry delay (before jitter)")
+    backoff_cap_s: float = Field(
+        default=300.0, gt=0, le=3600, description="longest retry delay, before jitter (about 5 minutes)"
+    )
     retry_after_max_s: float = Field(
         default=3600.0, gt=0, le=86_400, description="longest Retry-After (429/503) honoured as given"
     )

@@ -36,6 +36,21 @@ def build_components(booth: Booth) -> list[Component]:
     components: list[Component] = [ControlSocket(booth, control_socket_path(config))]
     if config.triggers.button or config.triggers.drawer:
         components.append(GpioTriggers(config.triggers, booth.trigger_armed))
+    mqtt = None
+    if config.mqtt.enabled:
+        from edge.publish import MqttService
+
+        # Built before the booth starts: recovered sessions must find the outbox hook in place.
+        mqtt = MqttService.for_booth(booth)
+        components.append(mqtt)
+    from edge.mirror import CloudMirror
+
+    # Always built: with mode "off" or no key it stays idle and the state says why.
+    components.append(CloudMirror.from_booth(booth, on_cloud_result=mqtt.publish_cloud_result if mqtt else None))
+    if config.api.enabled:
+        from edge.api import ApiServer
+
+        components.append(ApiServer(booth))
     return components
 
 

@@ -1,0 +1,388 @@
+"""The local API: the Vision Grader contract (/api/upload, /api/process) plus the booth's endpoints.
+
+Routes that touch SQLite, files or the model are plain ``def``: FastAPI runs them in its thread
+pool, so a slow grading never blocks the event loop, and each thread has its own SQLite connection.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures, whose Form()
+# descriptions use values local to create_app().
+import hmac
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, Protocol
+
+from fastapi import FastAPI, File, Form, Query, UploadFile
+from fastapi.responses import FileResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edge.api.errors import ApiError, error_response, error_responses, install_error_handlers
+from edge.api.metrics import ApiMetrics
+from edge.api.models import Health, SessionImage, SessionPage, SessionView, TriggerRequest, TriggerResponse
+from edge.api.uploads import MEDIA_TYPES, ImageRejected, UploadStore, check_image, sanitize_filename
+from edge.config.root import AppConfig
+from edge.contract import BoothProcessResponse, ProcessRequest, UploadResponse
+from edge.daemon.errors import TriggerRefusedError
+from edge.daemon.status import StatusBoard
+from edge.events import EventBus
+from edge.imei import InvalidImeiError, mask_imei, validate_imei
+from edge.spool.db import Database
+from edge.spool.sessions import SAFE_NAME, SessionRecord, SessionStore
+
+logger = logging.getLogger(__name__)
+
+KEY_NOT_FOUND = "Invalid request: key not found"
+# Multipart framing around the file (boundaries, part headers, the section and imei fields).
+MULTIPART_OVERHEAD = 64 * 1024
+MAX_URL_SHOWN = 120
+SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+REFUSAL_STATUS = {"invalid_imei": 400, "no_imei": 400, "busy": 409, "stopping": 503, "disk_low": 507}
+# Where /healthz finds each component in the StatusBoard: the first key present wins.
+HEALTH_KEYS: dict[str, tuple[str, ...]] = {
+    "cameras": ("cameras",),
+    "model": ("model",),
+    "broker": ("mqtt_connected", "broker"),
+    "cloud": ("cloud_reachable", "cloud"),
+    "disk_free_mb": ("disk_free_mb",),
+    "activity": ("activity",),
+}
+
+
+class BoothApi(Protocol):
+    """What the API needs of ``edge.daemon.booth.Booth``."""
+
+    config: AppConfig
+    db: Database
+    store: SessionStore
+    events: EventBus
+    status: StatusBoard
+
+    def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord: ...
+
+    def process_uploads(
+        self, imei: str, uploads: Sequence[tuple[str, str]], source: str = "api"
+    ) -> dict[str, Any]: ...
+
+    def image_url(self, path: str) -> str: ...
+
+
+class BodyLimit:
+    """Refuse an oversize body with 413 in the contract's form, without reading it into memory.
+
+    Starlette's own body limit answers in plain text, which a kiosk written against the contract
+    cannot parse; this one answers ``{"error": ...}`` and stops reading at the limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise ApiError(413, _too_large_text(limit))
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large_text(limit: int) -> str:
+    return f"Payload too large: at most {limit / 1e6:.1f} MB"
+
+
+def _too_large(limit: int) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    response = error_response(413, _too_large_text(limit))
+    # The client may still be sending; closing is cleaner than reading what we refused.
+    response.headers["connection"] = "close"
+    return response
+
+
+def create_app(booth: BoothApi) -> FastAPI:
+    config = booth.config
+    api = config.api
+    sections = list(config.booth.sections)
+    keys = [key.get_secret_value().encode() for key in api.keys]
+    max_upload = int(api.max_upload_mb * 1_000_000)
+    max_pixels = int(api.max_upload_megapixels * 1_000_000)
+    max_json = api.max_json_kb * 1024
+    uploads = UploadStore(booth.db, booth.store.images_root)
+    metrics = ApiMetrics(booth.store, booth.status)
+    images_root = booth.store.images_root.resolve()
+
+    app = FastAPI(
+        title="edge-grader local API",
+        version="1",
+        description=(
+            "The Vision Grader upload/process contract served by the booth, plus the booth's own "
+            'endpoints. Every error answers {"error": "<text>"}.'
+        ),
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: max_upload + MULTIPART_OVERHEAD if path == "/api/upload" else max_json,
+    )
+
+    def key_ok(key: str | None) -> bool:
+        if not keys:
+            return True  # no keys configured: the API trusts whoever can reach it (loopback)
+        if key is None:
+            return False
+        given = key.encode()
+        # Compare against every key, always, so the time taken says nothing about which matched.
+        return any([hmac.compare_digest(given, k) for k in keys])
+
+    def checked_section(section: str) -> str:
+        if section not in sections:
+            raise ApiError(400, f"Invalid request: section must be one of {', '.join(sections)}")
+        return section
+
+    def checked_imei(imei: str) -> str:
+        try:
+            return validate_imei(imei)
+        except InvalidImeiError as exc:
+            raise ApiError(400, str(exc)) from None
+
+    # -- the contract ----------------------------------------------------------------------------
+
+    @app.post(
+        "/api/upload",
+        response_model=UploadResponse,
+        responses=error_responses(400, 413, 422, 500),
+        summary="Upload one image; answers the URL to name in /api/process",
+        tags=["contract"],
+    )
+    def upload(
+        image: Annotated[UploadFile, File(description="a JPEG or PNG photo of one section")],
+        section: Annotated[str, Form(max_length=64, description=f"one of {', '.join(sections)}")],
+        imei: Annotated[str | None, Form(max_length=64, description="optional; 15 digits, Luhn")] = None,
+    ) -> UploadResponse:
+        section = checked_section(section)
+        device = checked_imei(imei) if imei else None
+        data = image.file.read(max_upload + 1)
+        if len(data) > max_upload:
+            raise ApiError(413, f"Image too large: at most {api.max_upload_mb:g} MB")
+        try:
+            kind = check_image(data, max_pixels)
+        except ImageRejected as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        name = sanitize_filename(image.filename, kind)
+        # The URL must be the one the booth's own answers use, so /api/process finds it again.
+        stored = uploads.save(data, section, device, name, MEDIA_TYPES[kind], booth.image_url)
+        metrics.uploads.inc()
+        metrics.upload_bytes.inc(stored.size)
+        logger.info(
+            "upload %s (%d bytes) for %s",
+            stored.path.rsplit("/", 1)[-1],
+            stored.size,
+            mask_imei(device) if device else "no imei",
+        )
+        return UploadResponse(url=stored.url, path=stored.path, size=stored.size, section=stored.section)
+
+    @app.post(
+        "/api/process",
+        response_model=BoothProcessResponse,
+        responses=error_responses(400, 401, 410, 422, 500, 503, 507),
+        summary="Grade uploaded images on the booth; answers the contract's analysis plus the booth's fields",
+        tags=["contract"],
+    )
+    def process(body: ProcessRequest) -> BoothProcessResponse:
+        if not key_ok(body.key):
+            raise ApiError(401, KEY_NOT_FOUND)
+        imei = checked_imei(body.imei)
+        resolved: list[tuple[str, str]] = []
+        for index, ref in enumerate(body.images):
+            section = checked_section(ref.section)
+            stored = uploads.by_url(ref.url)
+            if stored is None:
+                shown = ref.url if len(ref.url) <= MAX_URL_SHOWN else ref.url[:MAX_URL_SHOWN] + "..."
+                raise ApiError(
+                    400, f"Invalid request: images[{index}].url {shown!r} was not issued by this booth"
+                )
+            if stored.section != section:
+                raise ApiError(
+                    400,
+                    f"Invalid request: images[{index}] was uploaded as {stored.section!r}, not {section!r}",
+                )
+            if stored.imei is not None and stored.imei != imei:
+                raise ApiError(400, f"Invalid request: images[{index}] was uploaded for a different imei")
+            if not (booth.store.images_root / stored.path).is_file():
+                raise ApiError(410, f"Image no longer stored: images[{index}] was removed by retention")
+            resolved.append((section, stored.path))
+        started = time.monotonic()
+        try:
+            result = booth.process_uploads(imei, resolved, source="api")
+        except TriggerRefusedError as exc:
+            raise ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message) from None
+        metrics.process.observe(time.monotonic() - started)
+        try:
+            response = BoothProcessResponse.model_validate(result)
+        except ValidationError:
+            logger.exception(
+                "session %s: the booth's answer does not fit the contract", result.get("sessionId")
+            )
+            raise ApiError(500, "Internal error: the booth's answer does not fit the contract") from None
+        uploads.mark_processed([path for _section, path in resolved], response.sessionId)
+        if response.status == "failed":
+            raise ApiError(500, f"Grading failed: {response.reason or 'see the booth log'}")
+        return response
+
+    # -- the booth's endpoints -------------------------------------------------------------------
+
+    @app.post(
+        "/api/sessions",
+        status_code=202,
+        response_model=TriggerResponse,
+        responses=error_responses(400, 401, 409, 422, 503, 507),
+        summary="Photograph the device in the booth for an IMEI; answers the session id at once",
+        tags=["booth"],
+    )
+    def trigger(body: TriggerRequest) -> TriggerResponse:
+        if not key_ok(body.key):
+            raise ApiError(401, KEY_NOT_FOUND)
+        imei = checked_imei(body.imei)
+        try:
+            session = booth.trigger(imei, source="http", request_id=body.request_id)
+        except TriggerRefusedError as exc:
+            raise ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message) from None
+        return TriggerResponse(sessionId=session.id, status=session.status)  # type: ignore[arg-type]
+
+    def view(record: SessionRecord) -> SessionView:
+        images = [
+            SessionImage(
+                url=booth.image_url(image.path),
+                section=image.section,
+                shot=image.shot,
+                kind=image.kind,  # type: ignore[arg-type]
+                path=image.path,
+                size=image.size,
+            )
+            for image in booth.store.images(record.id)
+        ]
+        result = None
+        if record.result is not None:
+            try:
+                result = BoothProcessResponse.model_validate(record.result)
+            except ValidationError:
+                logger.error(
+                    "session %s: stored result does not fit the contract; shown without it", record.id
+                )
+        return SessionView(
+            sessionId=record.id,
+            imei=record.imei,
+            source=record.source,
+            request_id=record.request_id,
+            status=record.status,  # type: ignore[arg-type]
+            reason=record.reason,
+            grade=record.grade,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            result=result,
+            cloud=record.cloud,
+            images=images,
+        )
+
+    @app.get(
+        "/api/sessions/{session_id}",
+        response_model=SessionView,
+        responses=error_responses(404, 422),
+        summary="One session: status, the booth's answer once finished, its images",
+        tags=["booth"],
+    )
+    def get_session(session_id: str) -> SessionView:
+        record = booth.store.get(session_id) if SESSION_ID.fullmatch(session_id) else None
+        if record is None:
+            raise ApiError(404, "Session not found")
+        return view(record)
+
+    @app.get(
+        "/api/sessions",
+        response_model=SessionPage,
+        responses=error_responses(422),
+        summary="Sessions, newest first; page with `before`",
+        tags=["booth"],
+    )
+    def list_sessions(
+        limit: Annotated[int, Query(ge=1, le=api.sessions_page_max)] = 20,
+        before: Annotated[float | None, Query(ge=0, le=1e11, description="created_at to page from")] = None,
+    ) -> SessionPage:
+        records = booth.store.list(limit=limit, before=before)
+        next_before = records[-1].created_at if len(records) == limit else None
+        return SessionPage(sessions=[view(r) for r in records], next_before=next_before)
+
+    @app.get(
+        "/api/images/{path:path}",
+        response_class=FileResponse,
+        responses={
+            200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "The image"},
+            **error_responses(400, 404),
+        },
+        summary="An uploaded image, a captured original or an overlay",
+        tags=["booth"],
+    )
+    def get_image(path: str) -> FileResponse:
+        parts = path.split("/")
+        if not all(SAFE_NAME.fullmatch(part) for part in parts) or ".." in parts:
+            raise ApiError(400, "Invalid request: image path must be <imei>/<section>/<file>")
+        # Only files the booth recorded are served: a client path never reaches the disk unchecked.
+        if uploads.by_path(path) is None and booth.store.image_by_path(path) is None:
+            raise ApiError(404, "Image not found")
+        target = (images_root / path).resolve()
+        media_type = IMAGE_SUFFIXES.get(target.suffix.lower())
+        if not target.is_relative_to(images_root) or not target.is_file() or media_type is None:
+            raise ApiError(404, "Image not found")
+        return FileResponse(target, media_type=media_type)
+
+    @app.get("/healthz", response_model=Health, summary="Liveness and the state of each part", tags=["booth"])
+    def healthz() -> Health:
+        snapshot = booth.status.snapshot()
+        components = {
+            name: next((snapshot[key] for key in candidates if key in snapshot), None)
+            for name, candidates in HEALTH_KEYS.items()
+        }
+        return Health(booth_id=config.booth.id, components=components)
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"}
+        },
+        summary="Prometheus metrics",
+        tags=["booth"],
+    )
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.state.uploads = uploads
+    app.state.metrics = metrics
+    return app

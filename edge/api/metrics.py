@@ -1,0 +1,99 @@
+"""Prometheus metrics of one API app, in a registry of its own (tests build several apps)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from edge.daemon.status import StatusBoard
+from edge.spool.sessions import SessionRecord, SessionStore
+
+logger = logging.getLogger(__name__)
+
+# StatusBoard keys ending in this are outbox depths (mqtt_outbox_depth, cloud_outbox_depth, ...).
+OUTBOX_SUFFIX = "_outbox_depth"
+# Grading on a Pi takes from about a second to tens of seconds; capture adds a few more.
+LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0)
+
+
+class _StateCollector(Collector):
+    """Values read at scrape time: stored sessions by status, outbox depths, disk free."""
+
+    def __init__(self, store: SessionStore, status: StatusBoard, disk_path: Path) -> None:
+        self._store = store
+        self._status = status
+        self._disk_path = disk_path
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stored = GaugeMetricFamily(
+            "edge_grader_sessions_stored", "Sessions in the spool by status", labels=["status"]
+        )
+        for status, count in sorted(self._store.count_by_status().items()):
+            stored.add_metric([status], count)
+        yield stored
+
+        depths = GaugeMetricFamily(
+            "edge_grader_outbox_depth", "Results waiting in an outbox", labels=["outbox"]
+        )
+        for key, value in sorted(self._snapshot().items()):
+            if key.endswith(OUTBOX_SUFFIX) and isinstance(value, int | float):
+                depths.add_metric([key.removesuffix(OUTBOX_SUFFIX)], value)
+        yield depths
+
+        usage = shutil.disk_usage(self._disk_path)
+        yield GaugeMetricFamily(
+            "edge_grader_disk_free_bytes", "Free bytes on the spool's file system", value=usage.free
+        )
+
+    def _snapshot(self) -> dict[str, Any]:
+        try:
+            return self._status.snapshot()
+        except Exception:
+            # A broken probe must not take the whole scrape down with it.
+            logger.exception("status snapshot failed during a metrics scrape")
+            return {}
+
+
+class ApiMetrics:
+    def __init__(self, store: SessionStore, status: StatusBoard) -> None:
+        self.registry = CollectorRegistry()
+        self.sessions = Counter(
+            "edge_grader_sessions_finished",
+            "Sessions finished since start, by outcome and source",
+            ["outcome", "source"],
+            registry=self.registry,
+        )
+        self.grading = Histogram(
+            "edge_grader_grading_seconds",
+            "Grading time of a finished session (the model's timings_ms total)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.process = Histogram(
+            "edge_grader_api_process_seconds",
+            "POST /api/process answer time, grading included",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.uploads = Counter(
+            "edge_grader_api_uploads", "Images accepted by POST /api/upload", registry=self.registry
+        )
+        self.upload_bytes = Counter(
+            "edge_grader_api_upload_bytes", "Bytes accepted by POST /api/upload", registry=self.registry
+        )
+        self.registry.register(_StateCollector(store, status, store.images_root))
+        store.add_listener(self._on_finished)
+
+    def _on_finished(self, record: SessionRecord) -> None:
+        self.sessions.labels(record.status, record.source).inc()
+        timings = (record.result or {}).get("timings_ms") or {}
+        total_ms = timings.get("total")
+        if isinstance(total_ms, int | float):
+            self.grading.observe(total_ms / 1000)

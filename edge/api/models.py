@@ -1,0 +1,74 @@
+"""Shapes of the booth's own endpoints; the contract's shapes live in edge.contract."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.contract import BoothProcessResponse
+
+SessionStatus = Literal["capturing", "captured", "grading", "graded", "retake", "failed"]
+
+
+class TriggerRequest(BaseModel):
+    """``POST /api/sessions``: photograph the device in the booth for this IMEI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    imei: str = Field(min_length=1, max_length=32, description="15 digits with a Luhn check digit")
+    key: str | None = Field(
+        default=None, min_length=1, max_length=256, description="a local API key; required when keys are set"
+    )
+    request_id: str | None = Field(
+        default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description="echoed in session events"
+    )
+
+
+class TriggerResponse(BaseModel):
+    success: Literal[True] = True
+    sessionId: str
+    status: SessionStatus
+
+
+class SessionImage(BaseModel):
+    url: str
+    section: str
+    shot: int
+    kind: Literal["original", "overlay"]
+    path: str
+    size: int = Field(ge=0)
+
+
+class SessionView(BaseModel):
+    """One session as stored: the booth's answer (``result``) once finished, the cloud's beside it."""
+
+    sessionId: str
+    imei: str
+    source: str
+    request_id: str | None
+    status: SessionStatus
+    reason: str | None
+    grade: str | None
+    created_at: float = Field(description="seconds since the epoch")
+    updated_at: float
+    result: BoothProcessResponse | None
+    cloud: dict[str, Any] | None
+    images: list[SessionImage]
+
+
+class SessionPage(BaseModel):
+    sessions: list[SessionView]
+    next_before: float | None = Field(
+        description="pass as `before` for the next (older) page; null at the end"
+    )
+
+
+class Health(BaseModel):
+    """Liveness: the process answers; ``components`` tells what works."""
+
+    status: Literal["ok"] = "ok"
+    booth_id: str
+    components: dict[str, Any] = Field(
+        description="cameras, model, broker, cloud, disk: the StatusBoard's values, null when not reported"
+    )

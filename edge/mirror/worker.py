@@ -1,0 +1,364 @@
+"""The mirror's sender thread: drains the cloud outbox, one request at a time, patiently.
+
+Failure policy (the outbox keeps everything, so waiting costs nothing but time):
+- no connection: the cloud is unreachable; every session waits (capped exponential backoff with
+  jitter), none is charged for it, since nothing was sent;
+- 5xx, 408, a timeout or a dropped connection after sending: the session is charged (its own
+  backoff, so one poison session never blocks the rest) and the whole sender backs off too;
+- 429 and 503 with ``Retry-After``: nothing is sent before that time;
+- any other 4xx, or an answer that does not fit the contract: the session is dead-lettered with
+  the cloud's words and a ``dead_lettered`` event; the rest go on. Sessions refused for their key
+  go back in line on a start with a different key.
+Reachability comes only from these real outcomes; there is no separate probe traffic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
+
+from edge.config.cloud import CloudConfig
+from edge.contract import ImageRef
+from edge.daemon.status import StatusBoard
+from edge.events import EventBus
+from edge.imei import mask_imei
+from edge.mirror.client import CloudClient, CloudContractError, CloudHttpError, CloudTransportError
+from edge.mirror.outbox import CloudOutbox, CloudResultHook, OutboxImage, OutboxSession
+from edge.spool.sessions import SessionStore
+
+if TYPE_CHECKING:
+    from edge.daemon.booth import Booth
+
+logger = logging.getLogger(__name__)
+
+STATUS_KEY = "cloud"
+IDLE_WAIT_S = 60.0
+STOP_WAIT_S = 5.0
+RETRY_AFTER_JITTER = 0.1
+RETRYABLE_4XX = frozenset({408})
+RATE_LIMITED = frozenset({429, 503})
+IMEI_LIKE = re.compile(r"(?<!\d)\d{15}(?!\d)")
+
+Reachability = Literal["unknown", "reachable", "unreachable"]
+
+
+class _ImageUnusableError(Exception):
+    """The spooled photo is gone or damaged: no retry can help."""
+
+
+def backoff_delay(failures: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
+    """Capped exponential backoff with "equal jitter": between half and all of min(cap, base·2^(n-1)).
+
+    The floor of half keeps retries from bunching into a tight loop; the jitter keeps booths that
+    lost the same uplink from retrying in step.
+    """
+    delay = min(cap_s, base_s * 2 ** max(0, failures - 1))
+    return delay * (0.5 + 0.5 * (rng or random).random())
+
+
+def redact(text: str, imei: str) -> str:
+    """Errors may quote the IMEI (or a URL holding it); they go to logs, events and the state topic."""
+    return IMEI_LIKE.sub(lambda m: mask_imei(m.group(0)), text.replace(imei, mask_imei(imei)))
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class CloudMirror:
+    """Start/stop component; construct it before any session can finish (hooks register here)."""
+
+    def __init__(
+        self,
+        config: CloudConfig,
+        store: SessionStore,
+        events: EventBus,
+        status: StatusBoard,
+        on_cloud_result: CloudResultHook | None = None,
+        client: CloudClient | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.events = events
+        self.status = status
+        self._key = config.api_key.get_secret_value() if config.api_key is not None else None
+        self.active = config.mode != "off" and bool(self._key)
+        self.outbox = CloudOutbox(store, config, events, enabled=self.active)
+        self.outbox.on_enqueued(self._enqueued)
+        self._on_cloud_result = on_cloud_result
+        self._client = client
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._cond = threading.Condition()
+        self._wanted: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._rng = random.Random()
+        # Sender-wide failure streak and pause (cloud down, rate limited); per-session state is in SQLite.
+        self._streak = 0
+        self._streak_started = 0.0
+        self._resume_at = 0.0
+        self._reachability: Reachability = "unknown"
+        self._last_error: str | None = None
+        self.requests = 0
+        self._publish_status()
+
+    @classmethod
+    def from_booth(cls, booth: Booth, on_cloud_result: CloudResultHook | None = None) -> CloudMirror:
+        """Build for a booth: retention keeps unmirrored sessions, prefer-cloud can wait on it."""
+        mirror = cls(booth.config.cloud, booth.store, booth.events, booth.status, on_cloud_result)
+        booth.retention.add_guard(mirror.outbox.pending_session_ids)
+        booth.mirror = mirror
+        return mirror
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.active:
+            why = "mode = off" if self.config.mode == "off" else "no cloud.api_key configured"
+            logger.warning("cloud mirror is off (%s): sessions are not sent to the cloud", why)
+            return
+        assert self._key is not None
+        requeued = self.outbox.requeue_auth_failures(self._key)
+        if requeued:
+            logger.info("cloud key changed: %d sessions refused for the old key are queued again", requeued)
+        if self._client is None:
+            self._client = CloudClient(self.config)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="cloud-mirror", daemon=True)
+        self._thread.start()
+        logger.info("cloud mirror started (%s, %d sessions waiting)", self.config.mode, self.outbox.depth())
+        self._publish_status()
+
+    def stop(self) -> None:
+        """Stop sending; a request in flight is abandoned (the outbox retries it on the next start)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(STOP_WAIT_S)
+            if self._thread.is_alive():
+                logger.warning("cloud request still in flight at stop; it is retried on the next start")
+                return
+            self._thread = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- for the local API (prefer-cloud) -----------------------------------------------------------
+
+    def wait_for_cloud(self, session_id: str, timeout_s: float) -> dict[str, Any] | None:
+        """The cloud's stored answer for this session, waiting up to ``timeout_s``; None if not in time.
+
+        The session jumps the queue while someone waits for it.
+        """
+        if not self.active:
+            return None
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            self._wanted.add(session_id)
+        self._wake.set()
+        try:
+            with self._cond:
+                while True:
+                    record = self.store.get(session_id)
+                    if record is None:
+                        return None
+                    if record.cloud is not None:
+                        return record.cloud
+                    if self.outbox.state_of(session_id) != "pending":
+                        return None
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    self._cond.wait(remaining)
+        finally:
+            with self._cond:
+                self._wanted.discard(session_id)
+
+    # -- the thread ---------------------------------------------------------------------------------
+
+    def _enqueued(self) -> None:
+        self._wake.set()
+        self._publish_status()
+
+    def _sleep(self, seconds: float) -> None:
+        if self._wake.wait(max(0.0, seconds)):
+            self._wake.clear()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.time()
+            if now < self._resume_at:
+                self._sleep(self._resume_at - now)
+                continue
+            with self._cond:
+                wanted = set(self._wanted)
+            job = self.outbox.next_due(now, wanted)
+            if job is None:
+                due = self.outbox.next_due_time()
+                self._sleep(IDLE_WAIT_S if due is None else min(due - now, IDLE_WAIT_S))
+                continue
+            try:
+                self._mirror(job)
+            except Exception as exc:
+                # A bug or a broken spool must not spin: charge the session like a server error.
+                logger.exception("cloud mirror failed on session %s", job.session_id)
+                self._failed(job, None, f"internal error: {type(exc).__name__}", charge=True, reach=None)
+            self._publish_status()
+
+    def _mirror(self, job: OutboxSession) -> None:
+        assert self._client is not None and self._key is not None
+        try:
+            uploads = []
+            for image in job.images:
+                if image.upload is None:
+                    if self._stop.is_set():
+                        return
+                    data = self._read(image)
+                    self.outbox.count_upload_send(image.image_id)
+                    self.requests += 1
+                    answer = self._client.upload(data, image.filename, image.section, job.imei)
+                    self.outbox.store_upload(image.image_id, answer)
+                    self._reached()
+                    uploads.append(ImageRef(url=answer.url, section=answer.section))
+                else:
+                    uploads.append(ImageRef(url=image.upload.url, section=image.upload.section))
+            if self._stop.is_set():
+                return
+            self.outbox.count_process_send(job.session_id)
+            self.requests += 1
+            result = self._client.process(self._key, job.imei, uploads)
+            payload = self.outbox.store_result(job.session_id, result, self._on_cloud_result)
+        except CloudTransportError as exc:
+            # Not sent at all: the uplink is down, not this session's fault.
+            self._failed(job, None, str(exc), charge=exc.sent, reach="unreachable")
+            return
+        except CloudHttpError as exc:
+            self._http_failed(job, exc)
+            return
+        except CloudContractError as exc:
+            logger.warning("cloud answer for session %s kept for diagnosis: %s", job.session_id,
+                           redact(exc.body, job.imei))
+            self._reached()
+            self._dead_letter(job, exc.status, str(exc))
+            return
+        except _ImageUnusableError as exc:
+            self._dead_letter(job, None, str(exc))
+            return
+        except ValidationError as exc:
+            # Our own request does not fit the contract (say, more images than it allows): no retry helps.
+            self._dead_letter(job, None, f"request does not fit the contract: {exc.errors()[0]['msg']}")
+            return
+        self._reached()
+        with self._cond:
+            self._cond.notify_all()
+        differences = {name: row["difference"] for name, row in payload["comparison"].items()}
+        logger.info("session %s mirrored as cloud session %s (score differences %s)",
+                    job.session_id, result.sessionId, differences)
+        self.events.emit(
+            "mirrored",
+            session_id=job.session_id,
+            cloud_session_id=result.sessionId,
+            score_difference=differences,
+            max_abs_difference=payload["max_abs_difference"],
+        )
+
+    def _http_failed(self, job: OutboxSession, exc: CloudHttpError) -> None:
+        status = exc.status
+        if status in RATE_LIMITED and exc.retry_after_s is not None:
+            wait = min(max(exc.retry_after_s, self.config.backoff_base_s), self.config.retry_after_max_s)
+            wait *= 1 + RETRY_AFTER_JITTER * self._rng.random()
+            self._count_failure(time.time())
+            self._resume_at = time.time() + wait
+            self._last_error = redact(str(exc), job.imei)
+            self._reachability = "reachable" if status == 429 else "unreachable"
+            self.outbox.note_failure(job.session_id, status, self._last_error)
+            logger.warning("cloud says %s; next request in %.0f s (Retry-After)", self._last_error, wait)
+        elif status >= 500 or status in RETRYABLE_4XX:
+            self._failed(job, status, str(exc), charge=True, reach="unreachable")
+        elif status == 429:
+            self._failed(job, status, str(exc), charge=False, reach="reachable")
+        else:
+            self._reached()
+            self._dead_letter(job, status, str(exc))
+
+    def _failed(
+        self, job: OutboxSession, status: int | None, error: str, charge: bool, reach: Reachability | None
+    ) -> None:
+        now = time.time()
+        error = redact(error, job.imei)
+        self._count_failure(now)
+        self._resume_at = now + backoff_delay(self._streak, self.config.backoff_base_s,
+                                              self.config.backoff_cap_s, self._rng)
+        if reach is not None:
+            self._reachability = reach
+        self._last_error = error
+        if charge:
+            retry_at = now + backoff_delay(job.attempts + 1, self.config.backoff_base_s,
+                                           self.config.backoff_cap_s, self._rng)
+            self.outbox.charge(job.session_id, status, error, retry_at)
+        else:
+            self.outbox.note_failure(job.session_id, status, error)
+        logger.warning("cloud request for session %s failed (%s); retrying in %.1f s",
+                       job.session_id, error, self._resume_at - now)
+
+    def _count_failure(self, now: float) -> None:
+        if self._streak == 0:
+            self._streak_started = now
+        self._streak += 1
+
+    def _reached(self) -> None:
+        """A usable answer: the cloud is up; after an outage, sessions charged during it go now."""
+        if self._streak >= 2:
+            pulled = self.outbox.retry_now_failed_since(self._streak_started)
+            if pulled:
+                logger.info("cloud reachable again; %d sessions retried now", pulled)
+        self._streak = 0
+        self._resume_at = 0.0
+        self._reachability = "reachable"
+        self._last_error = None
+
+    def _dead_letter(self, job: OutboxSession, status: int | None, error: str) -> None:
+        error = redact(error, job.imei)
+        self.outbox.dead_letter(job.session_id, status, error, self._key)
+        with self._cond:
+            self._cond.notify_all()
+        logger.error("session %s dead-lettered by the cloud mirror: %s", job.session_id, error)
+        self.events.emit("dead_lettered", session_id=job.session_id, status=status, error=error)
+
+    def _read(self, image: OutboxImage) -> bytes:
+        try:
+            data = (self.store.images_root / image.path).read_bytes()
+        except FileNotFoundError:
+            raise _ImageUnusableError(
+                f"{image.section} photo {image.image_id} is no longer on disk (disk emergency?)"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != image.sha256:
+            raise _ImageUnusableError(f"{image.section} photo {image.image_id} is damaged (bad checksum)")
+        return data
+
+    def _publish_status(self) -> None:
+        if not self.active:
+            self.status.set(STATUS_KEY, {
+                "mode": "off",
+                "reason": "mode = off" if self.config.mode == "off" else "no api_key configured",
+            })
+            return
+        counts = self.outbox.counts()
+        self.status.set(STATUS_KEY, {
+            "mode": self.config.mode,
+            "reachability": self._reachability,
+            "last_error": self._last_error,
+            "retry_at": _iso(self._resume_at) if self._resume_at > time.time() else None,
+            "outbox_depth": counts.get("pending", 0),
+            "mirrored": counts.get("done", 0),
+            "dead_letters": counts.get("dead", 0),
+            "dropped": counts.get("dropped", 0),
+        })

@@ -1,0 +1,147 @@
+"""``<prefix>/cmd/trigger`` in, ``<prefix>/cmd/trigger/response`` out.
+
+A request is ``{"imei": "<15 digits>", "request_id": "<anything short>"}``. The answer echoes
+``request_id`` and carries ``sessionId`` on success, or ``{"error": "<text>"}`` for a malformed
+body, a bad IMEI, a busy booth or any other refusal. Requests are handled one at a time on a
+worker thread, never on paho's network thread; a full queue is answered "busy" at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from paho.mqtt.client import MQTTMessage
+
+from edge.imei import InvalidImeiError, validate_imei
+from edge.publish.mqtt_link import MqttLink
+from edge.publish.topics import Topics
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 4096
+MAX_REQUEST_ID = 128
+QUEUE_SIZE = 8
+
+# trigger(imei, source=..., request_id=...) -> a SessionRecord, a session id, or a dict with "sessionId";
+# raises with a human message when the booth refuses (busy, disk low, ...).
+TriggerFn = Callable[..., Any]
+
+
+def session_id_of(result: Any) -> str | None:
+    if isinstance(result, str):
+        return result
+    if isinstance(result, dict):
+        value = result.get("sessionId") or result.get("session_id") or result.get("id")
+        return str(value) if value is not None else None
+    value = getattr(result, "id", None) or getattr(result, "session_id", None)
+    return str(value) if value is not None else None
+
+
+class CommandHandler:
+    def __init__(self, link: MqttLink, topics: Topics, trigger: TriggerFn) -> None:
+        self.link = link
+        self.topics = topics
+        self.trigger = trigger
+        self._queue: queue.Queue[tuple[Any, str, Any] | None] = queue.Queue(QUEUE_SIZE)
+        self._thread: threading.Thread | None = None
+        link.subscriptions.append(topics.cmd_trigger)
+        link.on_message = self.on_message
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-commands", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is None:
+            return
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def on_message(self, message: MQTTMessage) -> None:
+        """paho network thread: parse, then queue the trigger or answer at once."""
+        if message.topic != self.topics.cmd_trigger:
+            return
+        correlation = getattr(message.properties, "CorrelationData", None) if message.properties else None
+        request_id, imei_or_error = self.parse(message.payload)
+        if isinstance(imei_or_error, Exception):
+            self.answer(request_id, correlation, error=str(imei_or_error))
+            return
+        try:
+            self._queue.put_nowait((request_id, imei_or_error, correlation))
+        except queue.Full:
+            self.answer(request_id, correlation, error="booth busy: too many trigger requests pending")
+
+    @staticmethod
+    def parse(body: bytes) -> tuple[Any, str | Exception]:
+        """(request_id, imei) or (request_id, the error to answer)."""
+        if len(body) > MAX_BODY:
+            return None, ValueError(f"Invalid request: body larger than {MAX_BODY} bytes")
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return None, ValueError(f"Invalid request: malformed JSON ({exc.__class__.__name__})")
+        if not isinstance(data, dict):
+            return None, ValueError('Invalid request: expected a JSON object {"imei", "request_id"}')
+        request_id = data.get("request_id")
+        if request_id is not None and not isinstance(request_id, str | int):
+            return None, ValueError("Invalid request: request_id must be a string or an integer")
+        if isinstance(request_id, str) and len(request_id) > MAX_REQUEST_ID:
+            return None, ValueError(f"Invalid request: request_id longer than {MAX_REQUEST_ID} characters")
+        if "imei" not in data:
+            return request_id, ValueError("Invalid request: imei is required")
+        try:
+            return request_id, validate_imei(data["imei"])
+        except InvalidImeiError as exc:
+            return request_id, exc
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            request_id, imei, correlation = item
+            try:
+                result = self.trigger(imei, source="mqtt", request_id=None if request_id is None else str(request_id))
+            except Exception as exc:
+                logger.info("mqtt: trigger request %r refused: %s", request_id, exc)
+                code = getattr(exc, "code", None)
+                self.answer(request_id, correlation, error=str(exc) or exc.__class__.__name__, code=code)
+                continue
+            session_id = session_id_of(result)
+            logger.info("mqtt: trigger request %r started session %s", request_id, session_id)
+            self.answer(request_id, correlation, session_id=session_id)
+
+    def answer(
+        self,
+        request_id: Any,
+        correlation: bytes | None,
+        session_id: str | None = None,
+        error: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        body: dict[str, Any] = {"request_id": request_id}
+        if error is not None:
+            body["error"] = error
+            if code is not None:
+                body["code"] = code
+        else:
+            body["success"] = True
+            body["sessionId"] = session_id
+        props = None
+        if self.link.v5 and correlation is not None:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.PUBLISH)
+            props.CorrelationData = correlation
+        self.link.client.publish(
+            self.topics.cmd_trigger_response, json.dumps(body), qos=1, retain=False, properties=props
+        )

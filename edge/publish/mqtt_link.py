@@ -1,0 +1,248 @@
+"""One paho-mqtt 2.x client per booth: connect, TLS, will, reconnect with backoff, quiet outages.
+
+The link counts as connected only after a CONNACK whose reason code is a success. It announces
+``online`` (retained) on every connect, leaves ``offline`` as its last will, and says ``stopped`` on
+a clean stop. While the broker is away it logs one warning, then a reminder every
+``outage_reminder_s``, never one line per attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.config.mqtt import MqttConfig
+from edge.publish.topics import Topics
+
+logger = logging.getLogger(__name__)
+
+ONLINE = "online"
+OFFLINE = "offline"
+STOPPED = "stopped"
+
+ConnectHook = Callable[[], None]
+AckHook = Callable[[int, bool, str], None]
+MessageHook = Callable[[mqtt.MQTTMessage], None]
+
+
+def default_client_id(booth_id: str) -> str:
+    return f"edge-grader-{booth_id}"
+
+
+class MqttLink:
+    def __init__(
+        self,
+        config: MqttConfig,
+        booth_id: str,
+        topics: Topics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.topics = topics
+        self.client_id = config.client_id or default_client_id(booth_id)
+        self._clock = clock
+        self._connected = threading.Event()
+        self._started = False
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._last_warning = 0.0
+        self._last_reason = ""
+        self.connect_count = 0
+        self.on_connected: list[ConnectHook] = []
+        self.on_disconnected: list[ConnectHook] = []
+        self.on_ack: AckHook | None = None
+        self.on_message: MessageHook | None = None
+        self.subscriptions: list[str] = []
+        self.client = self._make_client()
+
+    @property
+    def v5(self) -> bool:
+        return self.config.protocol == "5"
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config
+        protocol = mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311
+        kwargs: dict[str, Any] = {
+            "callback_api_version": CallbackAPIVersion.VERSION2,
+            "client_id": self.client_id,
+            "protocol": protocol,
+        }
+        if not self.v5:
+            # No broker-side session: stale commands must not pile up while the booth is off.
+            kwargs["clean_session"] = True
+        client = mqtt.Client(**kwargs)
+        if cfg.username is not None:
+            password = cfg.password.get_secret_value() if cfg.password is not None else None
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls is not None:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
+                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            if cfg.tls.insecure:
+                client.tls_insecure_set(True)
+        client.will_set(self.topics.available, OFFLINE, qos=1, retain=True)
+        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        client.max_inflight_messages_set(cfg.max_inflight)
+        client.max_queued_messages_set(cfg.max_queued)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; paho retries with backoff until the broker answers."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        self._down_since = self._clock()
+        props = None
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 0
+        self.client.connect_async(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive_s,
+            clean_start=True if self.v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+        )
+        self.client.loop_start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say ``stopped`` (retained) if connected, disconnect cleanly so the will is not sent."""
+        with self._lock:
+            if not self._started:
+                return
+            self._started = False
+        if self.connected:
+            info = self.client.publish(self.topics.available, STOPPED, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                logger.warning("mqtt: could not publish 'stopped' before disconnecting")
+        self._connected.clear()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def publish(
+        self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False, json_body: bool = True
+    ) -> mqtt.MQTTMessageInfo:
+        props = None
+        if self.v5 and json_body:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = "application/json"
+        return self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+
+    @staticmethod
+    def accepted(info: mqtt.MQTTMessageInfo) -> bool:
+        """paho took the message (sent, or held for resending after a reconnect)."""
+        return info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
+
+    def down_for(self) -> float | None:
+        return None if self._down_since is None else self._clock() - self._down_since
+
+    # -- paho callbacks (network thread) -----------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode, properties: Any
+    ) -> None:
+        if reason_code.is_failure:
+            self._connected.clear()
+            self._note_down(f"broker refused the connection: {reason_code}")
+            self._run_hooks(self.on_disconnected)
+            return
+        self._connected.set()
+        self.connect_count += 1
+        down = self.down_for()
+        self._down_since = None
+        self._last_warning = 0.0
+        if self.connect_count == 1:
+            logger.info("mqtt: connected to %s:%d as %s", self.config.host, self.config.port, self.client_id)
+        else:
+            logger.info("mqtt: connected again after %.0f s", down or 0.0)
+        client.publish(self.topics.available, ONLINE, qos=1, retain=True)
+        for topic in self.subscriptions:
+            client.subscribe(topic, qos=1)
+        self._run_hooks(self.on_connected)
+
+    @staticmethod
+    def _run_hooks(hooks: list[ConnectHook]) -> None:
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("mqtt: connection hook failed")
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode, properties: Any
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if was_connected:
+            self._run_hooks(self.on_disconnected)
+        if not self._started:
+            return
+        if was_connected:
+            self._down_since = self._clock()
+        self._note_down(f"connection lost: {reason_code}")
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._note_down("broker unreachable")
+
+    def _note_down(self, reason: str) -> None:
+        """One warning per outage, then a reminder every ``outage_reminder_s``; the rest at DEBUG."""
+        now = self._clock()
+        if self._down_since is None:
+            self._down_since = now
+        target = f"{self.config.host}:{self.config.port}"
+        if self._last_warning == 0.0:
+            self._last_warning = now
+            logger.warning("mqtt: %s (%s); retrying with backoff, results wait in the outbox", reason, target)
+        elif now - self._last_warning >= self.config.outage_reminder_s:
+            self._last_warning = now
+            logger.warning("mqtt: broker %s still away after %.0f s (%s)", target, now - self._down_since, reason)
+        else:
+            logger.debug("mqtt: %s", reason)
+        self._last_reason = reason
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Any
+    ) -> None:
+        # Called with paho's out-message lock held: hand over, never block here.
+        if self.on_ack is not None:
+            self.on_ack(mid, not reason_code.is_failure, str(reason_code))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self.on_message is not None:
+            try:
+                self.on_message(message)
+            except Exception:
+                logger.exception("mqtt: message handler failed on %s", message.topic)
