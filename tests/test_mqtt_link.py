@@ -27,7 +27,7 @@ def test_config_rejects_inconsistent_bounds_and_wildcard_prefixes():
         MqttConfig(topic_prefix="vision-grader/#")
     with pytest.raises(ValidationError, match="extra"):
         MqttConfig(outbox_size=3)
-    assert MqttConfig().outbox_full_policy == "drop_oldest"
+    assert MqttConfig().outbox_full_policy == "drop-oldest"
 
 
 def test_topics_never_take_a_path_or_wildcard_as_session_id():

@@ -227,7 +227,7 @@ def test_clean_stop_says_stopped(broker, booths, collector_factory):
     assert sub.on(f"{PREFIX}/available")[-1] == b"stopped"
 
 
-@pytest.mark.parametrize("policy", ["drop_oldest", "drop_new"])
+@pytest.mark.parametrize("policy", ["drop-oldest", "drop-newest"])
 def test_outbox_bound_policy_and_outbox_full_event(broker, booths, policy):
     broker.stop()
     booth = booths(broker.port, outbox_max_rows=3, outbox_full_policy=policy)
@@ -237,7 +237,7 @@ def test_outbox_bound_policy_and_outbox_full_event(broker, booths, policy):
     ids = [booth.finish() for _ in range(5)]
     assert booth.mqtt.depth() == 3
     kept = [row.session_id for row in booth.mqtt.outbox.pending(10)]
-    assert kept == (ids[2:] if policy == "drop_oldest" else ids[:3])
+    assert kept == (ids[2:] if policy == "drop-oldest" else ids[:3])
     # Every session is still stored whatever the outbox dropped.
     assert all(booth.store.get(i).status == "graded" for i in ids)
     assert wait(lambda: len([e for e in heard if e["type"] == "outbox_full"]) == 2)

@@ -166,9 +166,11 @@ def create_app(booth: BoothApi) -> FastAPI:
             raise ApiError(400, f"Invalid request: section must be one of {', '.join(sections)}")
         return section
 
+    luhn = booth.config.booth.imei_check == "luhn"
+
     def checked_imei(imei: str) -> str:
         try:
-            return validate_imei(imei)
+            return validate_imei(imei, luhn=luhn)
         except InvalidImeiError as exc:
             raise ApiError(400, str(exc)) from None
 

@@ -20,6 +20,10 @@ class BoothConfig(BaseModel):
     state_dir: Path = Field(
         default=Path("/var/lib/edge-grader"), description="spool database and images; StateDirectory="
     )
+    imei_check: Literal["luhn", "digits"] = Field(
+        default="luhn",
+        description="luhn: 15 digits with a valid check digit; digits: any 15 digits (kiosk test rigs only)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def model_post_init(self, __context: object) -> None:

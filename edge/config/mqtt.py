@@ -54,9 +54,9 @@ class MqttConfig(BaseModel):
 
     # Durable outbox (SQLite): undelivered results kept on disk at most; what happens when full.
     outbox_max_rows: int = Field(default=10_000, ge=1)
-    outbox_full_policy: Literal["drop_oldest", "drop_new"] = Field(
-        default="drop_oldest",
-        description="drop_oldest: oldest undelivered result makes room; drop_new: new one is not queued",
+    outbox_full_policy: Literal["drop-oldest", "drop-newest"] = Field(
+        default="drop-oldest",
+        description="drop-oldest: oldest undelivered result makes room; drop-newest: the new one is not queued",
     )
     outbox_keep_delivered_days: float = Field(default=7, ge=0)
     state_min_interval_s: float = Field(default=1.0, ge=0, description="state republished at most this often")

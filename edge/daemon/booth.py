@@ -247,9 +247,13 @@ class Booth:
 
     # -- helpers ---------------------------------------------------------------------------------
 
+    def check_imei(self, imei: object) -> str:
+        """Validate an IMEI by this booth's policy; raises ``InvalidImeiError``."""
+        return validate_imei(imei, luhn=self.config.booth.imei_check == "luhn")
+
     def _valid(self, imei: str, source: str = "arm") -> str:
         try:
-            return validate_imei(imei)
+            return self.check_imei(imei)
         except InvalidImeiError as exc:
             self.events.emit("trigger_rejected", source=source, code="invalid_imei")
             raise TriggerRefusedError("invalid_imei", str(exc)) from None

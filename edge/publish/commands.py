@@ -44,8 +44,9 @@ def session_id_of(result: Any) -> str | None:
 
 
 class CommandHandler:
-    def __init__(self, link: MqttLink, topics: Topics, trigger: TriggerFn) -> None:
+    def __init__(self, link: MqttLink, topics: Topics, trigger: TriggerFn, imei_luhn: bool = True) -> None:
         self.link = link
+        self.imei_luhn = imei_luhn
         self.topics = topics
         self.trigger = trigger
         self._queue: queue.Queue[tuple[Any, str, Any] | None] = queue.Queue(QUEUE_SIZE)
@@ -79,8 +80,7 @@ class CommandHandler:
         except queue.Full:
             self.answer(request_id, correlation, error="booth busy: too many trigger requests pending")
 
-    @staticmethod
-    def parse(body: bytes) -> tuple[Any, str | Exception]:
+    def parse(self, body: bytes) -> tuple[Any, str | Exception]:
         """(request_id, imei) or (request_id, the error to answer)."""
         if len(body) > MAX_BODY:
             return None, ValueError(f"Invalid request: body larger than {MAX_BODY} bytes")
@@ -98,7 +98,7 @@ class CommandHandler:
         if "imei" not in data:
             return request_id, ValueError("Invalid request: imei is required")
         try:
-            return request_id, validate_imei(data["imei"])
+            return request_id, validate_imei(data["imei"], luhn=self.imei_luhn)
         except InvalidImeiError as exc:
             return request_id, exc
 

@@ -38,7 +38,7 @@ MIGRATIONS = (
 )
 
 Kind = Literal["result", "cloud"]
-Policy = Literal["drop_oldest", "drop_new"]
+Policy = Literal["drop-oldest", "drop-newest"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Outbox:
         depth = self._depth(conn)
         overflow = None
         if depth >= self.max_rows:
-            if self.policy == "drop_new":
+            if self.policy == "drop-newest":
                 return Overflow(self.policy, self.max_rows, (session_id or "",))
             excess = depth - self.max_rows + 1
             rows = conn.execute(

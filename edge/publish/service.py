@@ -45,6 +45,7 @@ class MqttService:
         events: EventBus | None = None,
         status: Any = None,
         trigger: TriggerFn | None = None,
+        imei_luhn: bool = True,
     ) -> None:
         self.config = config
         self.booth_id = booth_id
@@ -63,7 +64,9 @@ class MqttService:
             config.outbox_keep_delivered_days * 86400,
         )
         self.commands = (
-            CommandHandler(self.link, self.topics, trigger) if trigger is not None and config.commands_enabled else None
+            CommandHandler(self.link, self.topics, trigger, imei_luhn)
+            if trigger is not None and config.commands_enabled
+            else None
         )
         if config.ha_discovery:
             self.link.on_connected.append(
@@ -95,6 +98,7 @@ class MqttService:
             events=booth.events,
             status=booth.status,
             trigger=booth.trigger,
+            imei_luhn=booth.config.booth.imei_check == "luhn",
         )
         retention = getattr(booth, "retention", None)
         if retention is not None:
