@@ -123,3 +123,11 @@ def test_retention_quota_removes_oldest_delivered_first(store: SessionStore) -> 
     assert retention.sweep() == 1
     assert store.get(sessions[0].id) is None
     assert store.get(sessions[2].id) is not None
+
+
+def test_retention_runs_component_sweepers_with_the_sweep_time(store: SessionStore) -> None:
+    retention = Retention(store, StorageConfig(), EventBus("b"))
+    seen: list[float] = []
+    retention.add_sweeper(lambda now: seen.append(now) or 0)
+    retention.sweep(now=1234.0)
+    assert seen == [1234.0]

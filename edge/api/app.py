@@ -134,6 +134,10 @@ def create_app(booth: BoothApi) -> FastAPI:
     max_pixels = int(api.max_upload_megapixels * 1_000_000)
     max_json = api.max_json_kb * 1024
     uploads = UploadStore(booth.db, booth.store.images_root)
+    retention = getattr(booth, "retention", None)
+    if retention is not None:
+        ttl_s = booth.config.storage.upload_ttl_h * 3600
+        retention.add_sweeper(lambda now: uploads.expire(now - ttl_s))
     metrics = ApiMetrics(booth.store, booth.status)
     images_root = booth.store.images_root.resolve()
 

@@ -236,5 +236,18 @@ class UploadStore:
                 "UPDATE uploads SET session_id = ? WHERE path = ?", [(session_id, p) for p in paths]
             )
 
+    def expire(self, before: float) -> int:
+        """Forget uploads older than ``before`` and delete their files.
+
+        A processed upload's session holds its own hard link, so the session's image stays.
+        """
+        conn = self.db.connection()
+        rows = conn.execute("SELECT path FROM uploads WHERE created_at < ?", (before,)).fetchall()
+        for row in rows:
+            (self.images_root / row["path"]).unlink(missing_ok=True)
+        with self.db.transaction() as tx:
+            tx.executemany("DELETE FROM uploads WHERE path = ?", [(row["path"],) for row in rows])
+        return len(rows)
+
     def count(self) -> int:
         return int(self.db.connection().execute("SELECT COUNT(*) FROM uploads").fetchone()[0])

@@ -16,5 +16,8 @@ class StorageConfig(BaseModel):
         ge=8,
         description="below this, images of sessions not yet mirrored may be deleted (logged and published)",
     )
+    upload_ttl_h: float = Field(
+        default=24.0, gt=0, description="images uploaded through /api/upload but never processed are kept this long"
+    )
     sweep_interval_s: float = Field(default=600.0, gt=0)
     jpeg_quality: int = Field(default=92, ge=50, le=100)

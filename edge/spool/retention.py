@@ -21,6 +21,7 @@ from edge.spool.sessions import SessionStore
 logger = logging.getLogger(__name__)
 
 Guard = Callable[[sqlite3.Connection], set[str]]
+Sweeper = Callable[[float], int]
 MB = 1024 * 1024
 SECONDS_PER_DAY = 86_400
 
@@ -31,9 +32,14 @@ class Retention:
         self.config = config
         self.events = events
         self._guards: list[Guard] = []
+        self._sweepers: list[Sweeper] = []
 
     def add_guard(self, guard: Guard) -> None:
         self._guards.append(guard)
+
+    def add_sweeper(self, sweeper: Sweeper) -> None:
+        """``sweeper(now)`` deletes a component's own expired data at every sweep."""
+        self._sweepers.append(sweeper)
 
     def free_mb(self) -> float:
         return shutil.disk_usage(self.store.images_root).free / MB
@@ -72,6 +78,8 @@ class Retention:
             self._delete_session(sid)
         if doomed:
             logger.info("retention deleted %d delivered sessions", len(doomed))
+        for sweeper in self._sweepers:
+            sweeper(now)
         if self.free_mb() < self.config.emergency_free_mb:
             self._emergency([sid for sid, _ in finished if sid in pending])
         return len(doomed)
