@@ -70,6 +70,10 @@ class BoothApi(Protocol):
     def image_url(self, path: str) -> str: ...
 
 
+# Refused bodies up to this many times the limit are read and discarded so the client gets the 413.
+DRAIN_FACTOR = 4
+
+
 class BodyLimit:
     """Refuse an oversize body with 413 in the contract's form, without reading it into memory.
 
@@ -88,6 +92,8 @@ class BodyLimit:
         limit = self.limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
+            if declared <= limit * DRAIN_FACTOR:
+                await _drain(receive, limit * DRAIN_FACTOR)
             await _too_large(limit)(scope, receive, send)
             return
         received = 0
@@ -98,10 +104,28 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if message.get("more_body", False):
+                        await _drain(receive, limit * DRAIN_FACTOR - received)
                     raise ApiError(413, _too_large_text(limit))
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and discard the rest of a refused body, up to ``budget`` bytes.
+
+    A client still sending when the answer comes sees a reset connection instead of the 413;
+    reading a moderate excess (chunk by chunk, nothing kept) lets it read the answer. A body
+    far beyond the limit is not read: the connection is closed on it.
+    """
+    while budget > 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: Scope) -> int | None:
