@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,14 @@ from tests.booth_support import render_booth_images
 def booth_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo photos rendered once per test run, used by replay cameras."""
     return render_booth_images(tmp_path_factory.mktemp("booth-images"))
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path):
+    """A real unix datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(120)
+    yield path, sock
+    sock.close()

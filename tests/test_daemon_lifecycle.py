@@ -20,16 +20,6 @@ from edge.spool.sessions import SessionStore
 from tests.booth_support import OTHER_IMEI, VALID_IMEI, DaemonProcess, wait_for, write_config
 
 
-@pytest.fixture
-def notify_socket(tmp_path: Path):
-    path = tmp_path / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.settimeout(120)
-    yield path, sock
-    sock.close()
-
-
 def _messages(sock: socket.socket, until: str) -> list[str]:
     seen = []
     while True:

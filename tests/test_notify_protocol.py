@@ -2,21 +2,10 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
 import pytest
 
 from edge.daemon.notify import Notifier, watchdog_interval_s
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path):
-    path = tmp_path / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.settimeout(5)
-    yield path, sock
-    sock.close()
 
 
 def test_messages_arrive_as_datagrams(notify_socket) -> None:
