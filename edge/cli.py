@@ -92,7 +92,8 @@ def _section_file(value: str) -> tuple[str, Path]:
 def cmd_grade(args: argparse.Namespace) -> int:
     from edge.config.model import GradingConfig, ModelConfig
     from edge.contract import BoothProcessResponse, ModelInfo, ProcessedImage
-    from edge.grade.pipeline import Grader, ImageError
+    from edge.grade.decode import ImageError
+    from edge.grade.pipeline import Grader
     from edge.grade.runtime import ModelError
     from edge.imei import InvalidImeiError, validate_imei
 

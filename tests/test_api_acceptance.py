@@ -52,9 +52,11 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def booth_base(tmp_path: Path, photos: Path) -> Iterator[tuple[Booth, str]]:
+def booth_base(tmp_path: Path, photos: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Booth, str]]:
+    imei_check = getattr(request, "param", "luhn")
     config_path = write_config(tmp_path / "booth", photos, api_port=free_port())
-    config_path.write_text(config_path.read_text().replace('keys = ["test-key"]', f'keys = ["{SEED_KEY}"]'))
+    text = config_path.read_text().replace('keys = ["test-key"]', f'keys = ["{SEED_KEY}"]')
+    config_path.write_text(text.replace('id = "test-booth"', f'id = "test-booth"\nimei_check = "{imei_check}"'))
     booth = Booth(load_config(config_path))
     booth.start()
     try:
@@ -99,6 +101,19 @@ def test_seed_python_client_runs_against_the_booth_with_only_its_base_url_change
     assert record.result is not None and set(record.result["analysis"]) == {"front", "back"}
     originals = booth.store.images(session_id, "original")
     assert sorted(i.section for i in originals) == ["back", "back", "front", "front", "front", "front"]
+
+
+@pytest.mark.parametrize("booth_base", ["digits"], indirect=True)
+def test_seed_python_client_runs_unchanged_on_a_test_rig_booth(booth_base: tuple[Booth, str], photos: Path) -> None:
+    # A kiosk test rig that uses placeholder IMEIs sets imei_check = "digits": the seed runs as published.
+    booth, base = booth_base
+    out = run_seed(SEED_CLIENT.read_text().replace(CLOUD, base), photos)
+    assert "Session created successfully:" in out, out
+    session_id = next(line for line in out.splitlines() if line.startswith("Session ID:")).split(":", 1)[1].strip()
+    analysis_line = next(line for line in out.splitlines() if line.startswith("Analysis results:"))
+    assert "'front'" in analysis_line and "'back'" in analysis_line
+    record = booth.store.get(session_id)
+    assert record is not None and record.imei == SEED_IMEI
 
 
 def curl(*args: str) -> dict:

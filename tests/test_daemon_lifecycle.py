@@ -53,7 +53,7 @@ def test_daemon_is_ready_grades_a_cli_trigger_and_stops_cleanly(
         state = tmp_path / "cfg" / "state"
         images = _db_rows(
             state,
-            "SELECT section, path, size FROM images WHERE session_id = ? AND kind = 'original'",
+            "SELECT section, path, size FROM images WHERE session_id = ? AND kind = 'original' ORDER BY id",
             (answer["sessionId"],),
         )
         assert [row[0] for row in images] == ["front", "front", "back"]

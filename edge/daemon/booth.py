@@ -27,7 +27,8 @@ from edge.contract import BoothProcessResponse, ProcessedImage
 from edge.daemon.errors import TriggerRefusedError
 from edge.daemon.status import StatusBoard
 from edge.events import EventBus
-from edge.grade.pipeline import Grader, ImageError, SessionGrade
+from edge.grade.decode import ImageError
+from edge.grade.pipeline import Grader, SessionGrade
 from edge.imei import InvalidImeiError, mask_imei, validate_imei
 from edge.spool.db import Database
 from edge.spool.files import fsync_dir, remove_stale_temp_files
