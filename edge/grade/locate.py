@@ -1,0 +1,149 @@
+"""Find the phone on the booth background and warp it to a canonical upright (portrait) view."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Work size for the search: the outline needs no more than about this many pixels on the long side.
+_SEARCH_LONG_SIDE = 640
+
+
+@dataclass(frozen=True)
+class Location:
+    quad: np.ndarray  # float32 4x2 in image pixels: top-left, top-right, bottom-right, bottom-left
+    area_fraction: float
+    aspect: float
+
+
+def order_quad(box: np.ndarray) -> np.ndarray:
+    """Order four corners so the first side is a short one and the device reads as portrait.
+
+    The 180° ambiguity is settled by putting the end nearer the image's left (landscape) or top
+    (portrait) first, so shots from a fixed camera always get the same orientation.
+    """
+    pts = np.asarray(box, np.float32).reshape(4, 2)
+    centre = pts.mean(axis=0)
+    ang = np.arctan2(pts[:, 1] - centre[1], pts[:, 0] - centre[0])
+    pts = pts[np.argsort(ang)]  # clockwise in image coordinates (y down)
+    if np.linalg.norm(pts[1] - pts[0]) > np.linalg.norm(pts[2] - pts[1]):
+        pts = np.roll(pts, -1, axis=0)
+    # Now pts[0]->pts[1] is a short side; choose which short side is the top.
+    top_mid, bottom_mid = (pts[0] + pts[1]) / 2, (pts[2] + pts[3]) / 2
+    axis = bottom_mid - top_mid
+    first_is_top = axis[0] > 0 if abs(axis[0]) > abs(axis[1]) else axis[1] > 0
+    if not first_is_top:
+        pts = np.roll(pts, 2, axis=0)
+    return pts
+
+
+def expand_quad(quad: np.ndarray, margin: float) -> np.ndarray:
+    """Grow a quad about its centre so the frame edges stay inside the crop."""
+    c = quad.mean(axis=0)
+    return ((quad - c) * (1 + 2 * margin) + c).astype(np.float32)
+
+
+def canonical_transform(quad: np.ndarray, size: tuple[int, int], margin: float) -> np.ndarray:
+    """Perspective matrix from image pixels to a (width, height) canonical crop."""
+    w, h = size
+    dst = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    return cv2.getPerspectiveTransform(expand_quad(quad, margin), dst)
+
+
+def warp_canonical(image: np.ndarray, quad: np.ndarray, size: tuple[int, int], margin: float) -> np.ndarray:
+    m = canonical_transform(quad, size, margin)
+    return cv2.warpPerspective(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _border(small: np.ndarray) -> np.ndarray:
+    """Pixels of a strip around the frame edge, where the booth background shows."""
+    h, w = small.shape[:2]
+    b = max(2, min(h, w) // 40)
+    return np.concatenate(
+        [small[:b].reshape(-1, 3), small[-b:].reshape(-1, 3), small[:, :b].reshape(-1, 3), small[:, -b:].reshape(-1, 3)]
+    )
+
+
+def _cue_maps(small: np.ndarray) -> list[tuple[np.ndarray, list[float]]]:
+    """Maps in which the device stands out, each with the thresholds worth trying on it.
+
+    Colour: distance from the border's median after a blur that averages the felt's texture away.
+    Smoothness: glass and paint are smooth where felt is textured; this separates a black phone
+    from dark felt of nearly the same grey.
+    """
+    blur = cv2.GaussianBlur(small, (0, 0), 3.0).astype(np.float32)
+    strip = _border(blur)
+    ref = np.median(strip, axis=0)
+    colour = np.linalg.norm(blur - ref, axis=2)
+    spread = float(np.percentile(np.linalg.norm(strip - ref, axis=1), 95))
+    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    mean = cv2.blur(gray, (9, 9))
+    texture = np.sqrt(np.maximum(cv2.blur(gray * gray, (9, 9)) - mean * mean, 0))
+    texture = cv2.GaussianBlur(texture, (0, 0), 2.0)
+    felt = float(np.median(_border(np.repeat(texture[..., None], 3, axis=2))[:, 0]))
+    maps = [(colour, sorted({max(8.0, spread * m) for m in (1.2, 1.6, 2.2, 3.0, 4.5)} | {30.0, 60.0}))]
+    if felt > 2.0:  # a smooth backdrop gives no texture cue
+        maps.append((felt - texture, [felt * m for m in (0.35, 0.5, 0.65)]))
+    return maps
+
+
+def _touches(contour: np.ndarray, shape: tuple[int, ...]) -> int:
+    """How many sides of the frame a blob touches: the device may touch one, lit felt more."""
+    x, y, w, h = cv2.boundingRect(contour)
+    return int(x <= 1) + int(y <= 1) + int(x + w >= shape[1] - 1) + int(y + h >= shape[0] - 1)
+
+
+def _rectangles(fg: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """Rotated rectangles of the largest blobs, with how fully each blob fills its rectangle."""
+    contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for c in sorted(contours, key=cv2.contourArea, reverse=True)[:3]:
+        rect = cv2.minAreaRect(c)
+        rw, rh = rect[1]
+        if min(rw, rh) >= 4 and _touches(c, fg.shape) <= 1:
+            out.append((cv2.boxPoints(rect), cv2.contourArea(c) / (rw * rh)))
+    return out
+
+
+def locate(image: np.ndarray, min_area: float, aspect_range: tuple[float, float]) -> Location | None:
+    """The device's quad, or None when nothing phone-shaped stands out from the background.
+
+    Several cues and thresholds are tried and the most rectangle-like blob wins: a black phone on
+    dark felt separates by smoothness, a white phone with a black screen at a high colour threshold.
+    """
+    h, w = image.shape[:2]
+    # An integer factor keeps INTER_AREA on its fast path (plain block averaging).
+    step = max(1, max(h, w) // _SEARCH_LONG_SIDE)
+    f = 1.0 / step
+    small = cv2.resize(image, (w // step, h // step), interpolation=cv2.INTER_AREA) if step > 1 else image
+    k = max(3, round(min(small.shape[:2]) / 80)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    frame_area = small.shape[0] * small.shape[1]
+    best: tuple[float, np.ndarray, float, float] | None = None
+    for cue, thresholds in _cue_maps(small):
+        for thr in thresholds:
+            fg = cv2.morphologyEx((cue > thr).astype(np.uint8) * 255, cv2.MORPH_OPEN, kernel)
+            fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, kernel, iterations=2)
+            for box, solidity in _rectangles(fg):
+                side = np.linalg.norm(box[1] - box[0]), np.linalg.norm(box[2] - box[1])
+                area = side[0] * side[1] / frame_area
+                aspect = max(side) / min(side)
+                # A device fills its rectangle (rounded corners aside); glare and shadow do not.
+                if area < min_area or area > 0.97 or solidity < 0.8:
+                    continue
+                if not aspect_range[0] <= aspect <= aspect_range[1]:
+                    continue
+                # Background joined to the device at a low threshold makes a bigger but less
+                # rectangular blob: squareness counts for much more than size.
+                score = area * solidity**10
+                if best is None or score > best[0]:
+                    best = (score, box, area, aspect)
+    if best is None:
+        return None
+    log.debug("device at area %.3f, aspect %.2f", best[2], best[3])
+    return Location(order_quad(best[1] / f).astype(np.float32), float(best[2]), float(best[3]))

@@ -1,0 +1,169 @@
+"""The grading pipeline: decode -> quality gate -> locate -> infer -> defects -> score and grade."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from edge.config.model import GradingConfig, ModelConfig
+from edge.contract import BoothSectionAnalysis, Defect, ModelInfo
+from edge.grade.decode import decode
+from edge.grade.describe import describe
+from edge.grade.detect import KINDS, Geometry, find_defects
+from edge.grade.locate import Location, canonical_transform, locate
+from edge.grade.overlay import render_overlay
+from edge.grade.quality import check_device, check_frame
+from edge.grade.runtime import Runtime
+from edge.grade.scale import Grade, device_grade, face_grade
+
+log = logging.getLogger(__name__)
+
+STAGES = ("decode", "preprocess", "inference", "postprocess")
+
+
+@dataclass
+class SessionGrade:
+    analysis: dict[str, BoothSectionAnalysis]
+    grade: Grade | None
+    status: Literal["graded", "retake"]
+    reason: str | None
+    overlays: list[tuple[str, int, bytes]]
+    timings_ms: dict[str, float]
+
+
+@dataclass
+class _Shot:
+    section: str
+    index: int
+    reason: str | None = None
+    defects: list[Defect] = field(default_factory=list)
+    geom: Geometry | None = None
+
+
+class Grader:
+    """Loads and verifies the model once; ``grade`` grades one session's photos."""
+
+    def __init__(self, model: ModelConfig, grading: GradingConfig) -> None:
+        self._runtime = Runtime(model)
+        self._cfg = grading
+        meta = self._runtime.meta
+        self._size = meta.canonical_size
+        self._thresholds = [self._runtime.thresholds[k] for k in KINDS]
+        # The model's label order may differ from KINDS; reorder its output once per image.
+        self._order = [0, *(meta.labels.index(k) for k in KINDS)]
+        self.info: ModelInfo = self._runtime.info
+        self.macs = meta.macs
+
+    def grade(self, images: Sequence[tuple[str, bytes]], mm_per_px: Mapping[str, float] | None = None) -> SessionGrade:
+        """Grade photos given as (section, encoded bytes) in shot order; raises ImageError on bad data."""
+        start = time.perf_counter()
+        timings = dict.fromkeys(STAGES, 0.0)
+        shots: dict[str, list[_Shot]] = {}
+        overlays: list[tuple[str, int, bytes]] = []
+        for section, data in images:
+            index = len(shots.setdefault(section, []))
+            shot = _Shot(section, index)
+            shots[section].append(shot)
+            overlays.append((section, index, self._grade_shot(shot, data, (mm_per_px or {}).get(section), timings)))
+        t = time.perf_counter()
+        analysis = {section: self._section(section, group) for section, group in shots.items()}
+        retakes = {s: a.reason for s, a in analysis.items() if a.status == "retake"}
+        if retakes:
+            grade, status = None, "retake"
+            reason: str | None = "; ".join(f"{s}: {r}" for s, r in retakes.items())
+        else:
+            grade = device_grade(face_grade(a.defects, self._cfg) for a in analysis.values())
+            status, reason = "graded", None
+        timings["postprocess"] += (time.perf_counter() - t) * 1000
+        timings["total"] = (time.perf_counter() - start) * 1000
+        log.info("graded %d photos: %s %s in %.0f ms", len(images), status, grade or reason, timings["total"])
+        return SessionGrade(analysis, grade, status, reason, overlays, {k: round(v, 1) for k, v in timings.items()})
+
+    def _grade_shot(self, shot: _Shot, data: bytes, mm_per_px: float | None, timings: dict[str, float]) -> bytes:
+        cfg = self._cfg
+        t0 = time.perf_counter()
+        dec = decode(data, shot.section, shot.index, cfg.decode_long_side)
+        t1 = time.perf_counter()
+        timings["decode"] += (t1 - t0) * 1000
+        image = dec.image
+        loc: Location | None = None
+        to_canon = None
+        shot.reason = check_frame(image, cfg)
+        if shot.reason is None:
+            loc = locate(image, cfg.min_device_area, cfg.device_aspect)
+            if loc is None:
+                shot.reason = "no device found: place the phone flat in the middle of the booth"
+        crop = None
+        if loc is not None:
+            to_canon = canonical_transform(loc.quad, self._size, self._runtime.meta.margin)
+            crop = cv2.warpPerspective(
+                image, to_canon, self._size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+            shot.reason = check_device(crop, cfg).reason
+        t2 = time.perf_counter()
+        timings["preprocess"] += (t2 - t1) * 1000
+        if shot.reason is None and crop is not None and loc is not None:
+            probs = self._runtime.run(crop)[..., self._order]
+            t3 = time.perf_counter()
+            timings["inference"] += (t3 - t2) * 1000
+            shot.geom = self._geometry(loc, mm_per_px, dec.scale)
+            shot.defects = find_defects(probs, self._thresholds, crop, shot.geom, cfg, shot.index)
+            t2 = t3
+        blob = render_overlay(
+            image, None if loc is None else loc.quad, to_canon, self._size, shot.defects,
+            None if shot.reason is None else f"RETAKE: {shot.reason}", cfg.overlay_long_side, cfg.overlay_quality,
+        )  # fmt: skip
+        timings["postprocess"] += (time.perf_counter() - t2) * 1000
+        return blob
+
+    def _geometry(self, loc: Location, mm_per_px: float | None, decode_scale: int) -> Geometry:
+        q = loc.quad
+        long_px = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+        short_px = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+        # A calibrated camera gives mm per raw pixel; otherwise assume a typical phone length.
+        mm = mm_per_px * decode_scale if mm_per_px else self._cfg.nominal_device_length_mm / long_px
+        m = self._runtime.meta.margin
+        w, h = self._size
+        return Geometry(
+            mm_x=float(short_px * mm * (1 + 2 * m) / w),
+            mm_y=float(long_px * mm * (1 + 2 * m) / h),
+            margin=m,
+            stride=self._runtime.meta.stride,
+        )
+
+    def _section(self, section: str, group: list[_Shot]) -> BoothSectionAnalysis:
+        good = [s for s in group if s.reason is None]
+        if not good:
+            reason = group[0].reason
+            return BoothSectionAnalysis(
+                score=0, issues=[], recommendations=[f"retake {section}: {reason}"], status="retake", reason=reason
+            )
+        defects = self._merge(good)
+        score, issues, recs = describe(section, defects, self._cfg)
+        return BoothSectionAnalysis(score=score, issues=issues, recommendations=recs, defects=defects)
+
+    def _merge(self, good: list[_Shot]) -> list[Defect]:
+        """One defect per kind and place across shots: the worst evidence wins."""
+        w, h = self._size
+        candidates = [(d, s.geom) for s in good for d in s.defects if s.geom is not None]
+        candidates.sort(key=lambda p: (p[0].severity == "deep", p[0].length_mm, p[0].area_mm2), reverse=True)
+        kept: list[tuple[Defect, Geometry]] = []
+        for d, g in candidates:
+            near = False
+            for k, _ in kept:
+                if k.kind != d.kind:
+                    continue
+                gap_x = max(0.0, max(d.box[0], k.box[0]) - min(d.box[2], k.box[2])) * w * g.mm_x
+                gap_y = max(0.0, max(d.box[1], k.box[1]) - min(d.box[3], k.box[3])) * h * g.mm_y
+                if max(gap_x, gap_y) <= self._cfg.merge_distance_mm:
+                    near = True
+                    break
+            if not near:
+                kept.append((d, g))
+        return [d for d, _ in kept]

@@ -1,0 +1,139 @@
+"""``python -m edge.train`` / ``edge-grader-train``: make data, train, export int8 TFLite, evaluate.
+
+Writes <out>/booth-defects.tflite, <out>/booth-defects.json (metadata and metrics) and
+<out>/README.md (the model card). Nothing is downloaded: every image is rendered here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from edge.train.card import write_card
+from edge.train.spec import CANON_H, CANON_W, IGNORE, LABELS, MARGIN, NOMINAL_LENGTH_MM, STRIDE
+
+NAME = "booth-defects"
+VERSION = "1.0.0"
+# Loss weight per label: defect cells are rare next to clean glass.
+CLASS_WEIGHTS = np.array([1.0, 4.0, 3.0, 6.0, 2.0], np.float32)
+
+
+def _augment(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flips and a brightness/contrast jitter, drawn per batch (the data are upright crops)."""
+    if rng.random() < 0.5:
+        x, y = x[:, :, ::-1], y[:, :, ::-1]
+    if rng.random() < 0.5:
+        x, y = x[:, ::-1], y[:, ::-1]
+    if rng.random() < 0.5:
+        x, y = x.transpose(0, 2, 1, 3), y.transpose(0, 2, 1)
+    gain = rng.uniform(0.8, 1.2, (len(x), 1, 1, 1)).astype(np.float32)
+    bias = rng.uniform(-12, 12, (len(x), 1, 1, 1)).astype(np.float32)
+    return np.clip(x.astype(np.float32) * gain + bias, 0, 255), np.ascontiguousarray(y)
+
+
+def train(args: argparse.Namespace) -> None:
+    import keras
+
+    from edge.train.data import make_canonicals, make_patches
+    from edge.train.evaluate import TfliteModel, evaluate, pick_thresholds
+    from edge.train.export import to_tflite
+    from edge.train.model import build, count_macs
+
+    t0 = time.time()
+    keras.utils.set_random_seed(args.seed)
+    base = args.seed * 10
+    train_seeds = list(range(base, base + args.renders))
+    val_seeds = list(range(base + 1_000_000, base + 1_000_000 + args.val))
+    test_seeds = list(range(base + 2_000_000, base + 2_000_000 + args.test))
+    print(f"rendering {args.renders} training photos ...", flush=True)
+    x, y = make_patches(train_seeds, args.patches, args.workers)
+    counts = {LABELS[i]: int((y == i).sum()) for i in range(len(LABELS))}
+    print(f"{len(x)} patches in {time.time() - t0:.0f}s; cells per label {counts}", flush=True)
+    representative = [c.crop for c in make_canonicals(list(range(base + 3_000_000, base + 3_000_024)), args.workers)]
+    val = make_canonicals(val_seeds, args.workers)
+    test = make_canonicals(test_seeds, args.workers)
+    print(f"held-out sets ready at {time.time() - t0:.0f}s", flush=True)
+
+    model = build()
+    steps = args.epochs * (len(x) // args.batch)
+    lr = keras.optimizers.schedules.CosineDecay(2e-3, steps, alpha=0.05, warmup_target=None)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(args.seed)
+    for epoch in range(args.epochs):
+        order = rng.permutation(len(x))
+        losses = []
+        for b in range(len(x) // args.batch):
+            idx = np.sort(order[b * args.batch : (b + 1) * args.batch])
+            xb, yb = _augment(rng, x[idx], y[idx])
+            weights = np.where(yb == IGNORE, 0.0, CLASS_WEIGHTS[np.minimum(yb, len(LABELS) - 1)])
+            losses.append(float(model.train_on_batch(xb, np.where(yb == IGNORE, 0, yb), sample_weight=weights)))
+        print(f"epoch {epoch + 1}/{args.epochs} loss {np.mean(losses):.4f} at {time.time() - t0:.0f}s", flush=True)
+
+    blob, fixed = to_tflite(model, representative)
+    print(f"exported {len(blob) / 1e6:.2f} MB at {time.time() - t0:.0f}s", flush=True)
+    tfl = TfliteModel(blob, threads=2)
+    thresholds = pick_thresholds(tfl, val)
+    tfl.invoke_ms.clear()
+    metrics = evaluate(tfl, test, thresholds)
+    latency = float(np.median(tfl.invoke_ms))
+    print(json.dumps({"thresholds": thresholds, "metrics": metrics, "invoke_ms": latency}, indent=1), flush=True)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{NAME}.tflite").write_bytes(blob)
+    meta = {
+        "name": NAME,
+        "version": VERSION,
+        "labels": list(LABELS),
+        "input_shape": [1, CANON_H, CANON_W, 3],
+        "input_layout": "canonical upright device crop, BGR, int8 = pixel - 128",
+        "output_grid": [CANON_H // STRIDE, CANON_W // STRIDE],
+        "stride": STRIDE,
+        "canonical_size": [CANON_W, CANON_H],
+        "canonical_margin": MARGIN,
+        "nominal_device_length_mm": NOMINAL_LENGTH_MM,
+        "nominal_px_per_mm": round(CANON_H / (1 + 2 * MARGIN) / NOMINAL_LENGTH_MM, 4),
+        "thresholds": thresholds,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "training": {
+            "seed": args.seed,
+            "renders": args.renders,
+            "patches": len(x),
+            "epochs": args.epochs,
+            "seconds": round(time.time() - t0),
+            "held_out_renders": args.test,
+        },
+        "macs": count_macs(fixed),
+        "parameters": int(fixed.count_params()),
+        "metrics": metrics,
+        "invoke_ms_x86_2_threads": round(latency, 1),
+    }
+    (out / f"{NAME}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_card(out / "README.md", meta)
+    print(f"wrote {out} in {time.time() - t0:.0f}s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="edge-grader-train", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="models", help="directory for the model, metadata and card")
+    p.add_argument("--seed", type=int, default=20240611)
+    p.add_argument("--renders", type=int, default=1400, help="training photos to render")
+    p.add_argument("--patches", type=int, default=8, help="training patches cut from each photo")
+    p.add_argument("--val", type=int, default=60, help="photos for picking the thresholds")
+    p.add_argument("--test", type=int, default=120, help="held-out photos for the metrics")
+    p.add_argument("--epochs", type=int, default=7)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2, help="render processes")
+    train(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

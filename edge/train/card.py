@@ -1,0 +1,77 @@
+"""The model card, written from the metadata the training run just measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def write_card(path: Path, meta: dict[str, Any]) -> None:
+    rows = "\n".join(
+        f"| {c} | {m['precision']} | {m['recall']} | {m['true_defects']} | {m['predicted']} |"
+        for c, m in meta["metrics"].items()
+    )
+    t = meta["training"]
+    h, w = meta["input_shape"][1:3]
+    gh, gw = meta["output_grid"]
+    path.write_text(f"""# {meta["name"]} {meta["version"]}: booth defect model card
+
+## What it does
+Given the canonical crop of one phone face (the device found on the booth background and warped
+upright to {w}x{h} px, {meta["canonical_margin"] * 100:.0f} % margin on each side, about
+{1 / meta["nominal_px_per_mm"]:.3f} mm per px for a {meta["nominal_device_length_mm"]:.0f} mm phone),
+it gives class probabilities for every {meta["stride"]}x{meta["stride"]} px cell ({gh}x{gw} grid):
+{", ".join(meta["labels"])}. The grading pipeline (edge/grade) merges cells into defects, measures
+them in mm and grades. One invoke per photo.
+
+## Architecture
+A fully convolutional MobileNet-style net: a 3x3 stride-2 convolution (24 ch), then depthwise
+separable blocks 32-32 (stride 4), 64-64 (stride 8), 96 and two dilated 96 blocks (stride 16,
+dilation 2 and 4 for context), a 1x1 head and a softmax per cell. ReLU6, BatchNorm folded.
+- parameters: {meta["parameters"]:,}
+- MACs per photo: {meta["macs"] / 1e6:.0f} M
+- file: full-integer int8 TFLite (int8 input = pixel - 128, int8 output), sha256 `{meta["sha256"][:16]}...`
+- invoke on the training machine (x86-64, 2 threads): {meta["invoke_ms_x86_2_threads"]} ms;
+  Raspberry Pi 4 estimate: see `bench/bench_grading.py` (scaled from int8 MobileNet v2, ~300 M MACs in ~17-20 ms)
+
+## Training data
+Only synthetic renders made by `edge/synth` with seed {t["seed"]}: {t["renders"]} booth photos
+({t["patches"]} patches of 256x256 px cut from their canonical crops: half centred on defects, a
+quarter on the outline and corners as hard negatives, a quarter anywhere),
+{t["epochs"]} epochs, {t["seconds"]} s on a 2-core machine. The renders vary phone shape (aspect
+1.9-2.3, corner radius, bezels, notch / punch hole / home button, 1-4 lens camera bumps, logos),
+colour, background (grey felt, dark, light), placement, rotation, scale, lamp reflections,
+lighting gradients, exposure, blur, noise and JPEG quality. Drawn defects: scratches (1.5-60 mm,
+faint to deep, broken, in bundles), cracks (branching, spider webs, shattered corners), chips and
+dents on the outline; dirt that is not damage (fingerprints, oil smudges, droplets with specular
+highlights, round stains). Dust specks are drawn but labelled clean.
+
+## Held-out results
+{meta["training"]["held_out_renders"]} renders with seeds the training never used, through the
+int8 model, thresholds {meta["thresholds"]} (picked on a separate validation set). A true defect is
+found when a predicted blob of its class touches it; a predicted blob is correct when it touches a
+true defect of its class.
+
+| class | precision | recall | true defects | predicted blobs |
+|---|---|---|---|---|
+{rows}
+
+## Limits (read before trusting a grade)
+- Trained on synthetic pictures only. Real glass, real lamps and real damage differ; these
+  figures say how well the model learned the renderer, not how well it grades real phones.
+- Thresholds favour precision (a false defect costs the customer a grade): about a third of the
+  rendered scratches, half the chips and half the dirt are missed; faint, short scratches most.
+- Long bright scratches on real black glass can score as "crack" below its threshold and be
+  missed; an oil drop's bright rim can look like a crack; both need real training photos.
+- One face from above: deep vs light scratches are told apart by measured width in the pipeline,
+  not by depth (fingernail catch), which one photo cannot show.
+- The same seed gives the same training photos; TensorFlow on several threads is not bit-exact,
+  so a rerun gives a slightly different file (and sha256) with similar figures.
+
+## Retraining for a real booth
+Collect a few hundred photos per face from the booth's own cameras and lights, with defects
+outlined (per-pixel masks or boxes per class), and fine-tune from this model with the real images
+mixed into the synthetic stream; re-pick the thresholds on a held-out set of real photos; then
+replace both files here (the metadata's sha256 must match or the booth refuses to start).
+Reproduce this file with `edge-grader-train --out models` (extra `train`).
+""")
