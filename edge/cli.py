@@ -125,7 +125,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         sys.stderr.write(json.dumps({"error": f"model cannot be used: {exc}"}) + "\n")
         return EXIT_FAILED
     try:
-        grade = grader.grade(shots)
+        grade = grader.grade(shots, progress=_progress(len(shots)))
     except ImageError as exc:
         sys.stderr.write(json.dumps({"error": f"Invalid request: {exc}"}) + "\n")
         return EXIT_USAGE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -60,8 +60,16 @@ class Grader:
         self.info: ModelInfo = self._runtime.info
         self.macs = meta.macs
 
-    def grade(self, images: Sequence[tuple[str, bytes]], mm_per_px: Mapping[str, float] | None = None) -> SessionGrade:
-        """Grade photos given as (section, encoded bytes) in shot order; raises ImageError on bad data."""
+    def grade(
+        self,
+        images: Sequence[tuple[str, bytes]],
+        mm_per_px: Mapping[str, float] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SessionGrade:
+        """Grade photos given as (section, encoded bytes) in shot order; raises ImageError on bad data.
+
+        ``progress(done, total)`` is called after each photo (the CLI's progress bar).
+        """
         start = time.perf_counter()
         timings = dict.fromkeys(STAGES, 0.0)
         shots: dict[str, list[_Shot]] = {}
@@ -71,6 +79,8 @@ class Grader:
             shot = _Shot(section, index)
             shots[section].append(shot)
             overlays.append((section, index, self._grade_shot(shot, data, (mm_per_px or {}).get(section), timings)))
+            if progress is not None:
+                progress(len(overlays), len(images))
         t = time.perf_counter()
         analysis = {section: self._section(section, group) for section, group in shots.items()}
         retakes = {s: a.reason for s, a in analysis.items() if a.status == "retake"}

@@ -78,7 +78,7 @@ def _line_amp(rng: np.random.Generator, cv: Canvas, strength: float) -> float:
 
 def draw_scratch(rng: np.random.Generator, cv: Canvas) -> None:
     s = cv.s
-    length = float(np.exp(rng.uniform(np.log(1.5), np.log(60)))) * s
+    length = float(np.exp(rng.uniform(np.log(1.5), np.log(40)))) * s
     deep = rng.random() < 0.3
     x, y = _random_point(rng, cv.dev.screen)
     ang = rng.uniform(0, np.pi)
@@ -96,9 +96,7 @@ def draw_scratch(rng: np.random.Generator, cv: Canvas) -> None:
             paths.extend([p[: cut[0]], p[cut[1] :]])
         else:
             paths.append(p)
-    # Long scratches can be as bright as cracks: the model must tell them apart by shape
-    # (one smooth stroke vs a jagged, branching line), not by brightness.
-    strength = rng.uniform(0.3, 0.95) if deep else rng.uniform(0.06, 0.5)
+    strength = rng.uniform(0.3, 0.8) if deep else rng.uniform(0.06, 0.35)
     thick = max(1, round((rng.uniform(0.1, 0.25) if deep else rng.uniform(0.03, 0.1)) * s))
     paths = [p for p in paths if len(p) >= 2]
     cv.add_lines(paths, _line_amp(rng, cv, strength), thick, "scratch")
@@ -273,8 +271,7 @@ def draw_dirt(rng: np.random.Generator, cv: Canvas) -> None:
         rim = np.zeros((h, w), np.float32)
         cv2.ellipse(rim, c, (round(a), round(b)), ang, 0, 360, 1.0, max(1, round(0.25 * s)), cv2.LINE_AA)
         cv._apply(cv2.GaussianBlur(body, (0, 0), 0.5 * s), bright * rng.uniform(0.03, 0.12))
-        # The rim reads dark, or bright where it catches the lamp; either way it is not a crack.
-        cv._apply(rim, rng.uniform(0.3, 0.7) if rng.random() < 0.4 else (-0.5 if cv.dev.dark_glass else -0.3))
+        cv._apply(rim, -0.5 if cv.dev.dark_glass else -0.3)
         spec = np.zeros((h, w), np.float32)
         # Specular arcs: the lamp seen in the drop's curved surface, near its rims.
         for start in (rng.uniform(20, 70), rng.uniform(200, 250)):

@@ -41,7 +41,7 @@ quarter on the outline and corners as hard negatives, a quarter anywhere),
 {t["epochs"]} epochs, {t["seconds"]} s on a 2-core machine. The renders vary phone shape (aspect
 1.9-2.3, corner radius, bezels, notch / punch hole / home button, 1-4 lens camera bumps, logos),
 colour, background (grey felt, dark, light), placement, rotation, scale, lamp reflections,
-lighting gradients, exposure, blur, noise and JPEG quality. Drawn defects: scratches (1.5-60 mm,
+lighting gradients, exposure, blur, noise and JPEG quality. Drawn defects: scratches (1.5-40 mm,
 faint to deep, broken, in bundles), cracks (branching, spider webs, shattered corners), chips and
 dents on the outline; dirt that is not damage (fingerprints, oil smudges, droplets with specular
 highlights, round stains). Dust specks are drawn but labelled clean.
