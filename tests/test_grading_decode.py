@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.grade.decode import ImageError, decode, header_size, reduction, sniff
+from edge.grade.decode import ImageError, decode, reduction
+from edge.imageinfo import header_size, sniff
 
 
 def _encode(ext: str, w: int, h: int) -> bytes:

@@ -10,7 +10,6 @@ the process call names it later. The ``uploads`` table is the list of URLs this 
 from __future__ import annotations
 
 import re
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from edge.imageinfo import header_size, sniff
 from edge.spool.db import Database
 from edge.spool.files import atomic_write
 from edge.spool.sessions import SAFE_NAME, image_path
@@ -33,11 +33,7 @@ ImageKind = Literal["jpeg", "png"]
 EXTENSIONS: dict[ImageKind, tuple[str, ...]] = {"jpeg": (".jpg", ".jpeg"), "png": (".png",)}
 MEDIA_TYPES: dict[ImageKind, str] = {"jpeg": "image/jpeg", "png": "image/png"}
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_SOI = b"\xff\xd8\xff"
 JPEG_EOI = b"\xff\xd9"
-# SOFn markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
-JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 MIGRATIONS = (
     """
@@ -100,35 +96,17 @@ def sanitize_filename(name: str | None, kind: ImageKind) -> str:
     return result
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker in JPEG_SOF and pos + 9 <= len(data):
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return width, height
-        pos += 2 + length
-    return None
-
-
 def probe_image(data: bytes) -> tuple[ImageKind, int, int]:
     """The type and size of an image from its header, without decoding its pixels."""
-    if data.startswith(PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", data[16:24])
+    fmt = sniff(data)
+    png_size = header_size(data, "png") if fmt == "png" else None
+    if png_size is not None:
+        width, height = png_size
         if b"IEND" not in data[-16:]:
             raise ImageRejected("Invalid request: image is a truncated PNG")
         return "png", width, height
-    if data.startswith(JPEG_SOI):
-        size = _jpeg_size(data)
+    if fmt == "jpeg":
+        size = header_size(data, "jpeg")
         if size is None:
             raise ImageRejected("Invalid request: image is a JPEG without a readable frame header")
         # Some encoders pad after EOI; a JPEG cut short has no EOI at all.

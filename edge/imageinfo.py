@@ -1,0 +1,59 @@
+"""What an image file is and how large, from its first bytes, without decoding any pixels.
+
+Shared by the local API (refusing non-images and pixel bombs) and the grading pipeline (picking a
+reduced decode scale); the content decides, never the file name: a PNG named .jpg is a PNG.
+"""
+
+from __future__ import annotations
+
+import struct
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SOI = b"\xff\xd8\xff"
+# SOFn markers carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers that stand alone, without a length field.
+JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def sniff(data: bytes) -> str | None:
+    """The format from the content's magic bytes."""
+    if data[:3] == JPEG_SOI:
+        return "jpeg"
+    if data[:8] == PNG_SIGNATURE:
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:2] == b"BM":
+        return "bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    return None
+
+
+def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """(width, height) from the header of a PNG or JPEG; None when it cannot be read."""
+    if fmt == "png":
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            return int(width), int(height)
+        return None
+    if fmt != "jpeg":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in JPEG_STANDALONE:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker in JPEG_SOF and pos + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return int(width), int(height)
+        pos += 2 + length
+    return None
