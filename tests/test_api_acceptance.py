@@ -234,3 +234,26 @@ def test_post_sessions_triggers_a_capture_and_answers_the_id_at_once(booth_base:
         assert view["source"] == "http" and view["request_id"] == "kiosk-1"
         assert view["status"] in ("graded", "retake"), view["reason"]
         assert set(view["result"]["analysis"]) == {"front", "back"}
+
+
+def test_an_upload_damaged_on_disk_fails_its_session_in_the_error_form(
+    booth_base: tuple[Booth, str], photos: Path
+) -> None:
+    booth, base = booth_base
+    with httpx.Client(base_url=base, timeout=600) as http:
+        uploaded = http.post(
+            "/api/upload",
+            files={"image": ("front-1.jpg", (photos / "front-1.jpg").read_bytes(), "image/jpeg")},
+            data={"section": "front", "imei": VALID_IMEI},
+        ).json()
+        # The disk, not the client, spoils the file after the upload was checked.
+        (booth.store.images_root / uploaded["path"]).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg any more")
+        response = http.post(
+            "/api/process",
+            json={"key": SEED_KEY, "imei": VALID_IMEI, "images": [{"url": uploaded["url"], "section": "front"}]},
+        )
+    assert response.status_code == 500
+    assert response.json()["error"].startswith("Grading failed: images cannot be graded")
+    failed = booth.store.list(limit=1)[0]
+    assert failed.status == "failed" and failed.source == "api"
+    assert len(booth.store.images(failed.id, "original")) == 1  # kept for diagnosis

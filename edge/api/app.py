@@ -25,7 +25,7 @@ from edge.api.models import Health, SessionImage, SessionPage, SessionView, Trig
 from edge.api.uploads import MEDIA_TYPES, ImageRejected, UploadStore, check_image, sanitize_filename
 from edge.config.root import AppConfig
 from edge.contract import BoothProcessResponse, ProcessRequest, UploadResponse
-from edge.daemon.errors import TriggerRefusedError
+from edge.daemon.errors import SessionFailedError, TriggerRefusedError
 from edge.daemon.status import StatusBoard
 from edge.events import EventBus
 from edge.imei import InvalidImeiError, mask_imei, validate_imei
@@ -273,6 +273,9 @@ def create_app(booth: BoothApi) -> FastAPI:
             result = booth.process_uploads(imei, resolved, source="api")
         except TriggerRefusedError as exc:
             raise ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message) from None
+        except SessionFailedError as exc:
+            uploads.mark_processed([path for _section, path in resolved], exc.session_id)
+            raise ApiError(500, f"Grading failed: {exc.reason}") from None
         metrics.process.observe(time.monotonic() - started)
         try:
             response = BoothProcessResponse.model_validate(result)
@@ -282,8 +285,6 @@ def create_app(booth: BoothApi) -> FastAPI:
             )
             raise ApiError(500, "Internal error: the booth's answer does not fit the contract") from None
         uploads.mark_processed([path for _section, path in resolved], response.sessionId)
-        if response.status == "failed":
-            raise ApiError(500, f"Grading failed: {response.reason or 'see the booth log'}")
         return response
 
     # -- the booth's endpoints -------------------------------------------------------------------

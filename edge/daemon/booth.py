@@ -24,7 +24,7 @@ from edge.capture.errors import CaptureError
 from edge.capture.rig import CaptureRig
 from edge.config.root import AppConfig
 from edge.contract import BoothProcessResponse, ProcessedImage
-from edge.daemon.errors import TriggerRefusedError
+from edge.daemon.errors import SessionFailedError, TriggerRefusedError
 from edge.daemon.status import StatusBoard
 from edge.events import EventBus
 from edge.grade.decode import ImageError
@@ -161,7 +161,9 @@ class Booth:
         for shot, (section, rel) in enumerate(uploads):
             self._link_upload(session, section, shot, rel, now_ms)
         final = self._grade_and_finish(session)
-        result = final.result or {}
+        if final.result is None:
+            raise SessionFailedError(session.id, final.reason or "see the booth log")
+        result = final.result
         if self.mirror is not None and self.config.cloud.mode == "prefer-cloud":
             cloud = self.mirror.wait_for_cloud(session.id, self.config.cloud.prefer_cloud_wait_s)
             if cloud is not None:

@@ -14,5 +14,14 @@ class TriggerRefusedError(Exception):
         self.message = message
 
 
+class SessionFailedError(Exception):
+    """A session that was stored but could not be graded; ``reason`` says why."""
+
+    def __init__(self, session_id: str, reason: str) -> None:
+        super().__init__(f"session {session_id} failed: {reason}")
+        self.session_id = session_id
+        self.reason = reason
+
+
 # The name the other components were told about.
 TriggerRefused = TriggerRefusedError
