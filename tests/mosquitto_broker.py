@@ -34,7 +34,7 @@ def free_port() -> int:
 
 
 class MosquittoBroker:
-    def __init__(self, port: int | None = None, anonymous: bool = True) -> None:
+    def __init__(self, port: int | None = None, anonymous: bool = True, listener_conf: str = "") -> None:
         self.binary = mosquitto_binary()
         self.host = "127.0.0.1"
         self.port = port or free_port()
@@ -43,6 +43,7 @@ class MosquittoBroker:
         self.log = self._dir / "mosquitto.log"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            f"{listener_conf}"
             f"allow_anonymous {'true' if anonymous else 'false'}\n"
             "persistence false\n"
             "log_dest stderr\n"

@@ -17,6 +17,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_missing+=(m
 command -v mosquitto_sub >/dev/null || apt_missing+=(mosquitto-clients)
 command -v systemd-analyze >/dev/null || apt_missing+=(systemd)
 command -v curl >/dev/null || apt_missing+=(curl)
+command -v openssl >/dev/null || apt_missing+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${apt_missing[*]}"

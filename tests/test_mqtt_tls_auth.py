@@ -1,0 +1,141 @@
+"""TLS and username/password against a real Mosquitto with a TLS listener and a password file."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from mosquitto_broker import MosquittoBroker
+
+from edge.config.mqtt import MqttConfig, MqttTlsConfig
+from edge.publish.mqtt_link import MqttLink
+from edge.publish.topics import Topics
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _ca_and_server(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 (as an IP SAN, so host name checks pass)."""
+    folder.mkdir()
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name} test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        cwd=folder,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        cwd=folder,
+    )
+    (folder / "san.cnf").write_text("subjectAltName = IP:127.0.0.1\n")
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+        "-out",
+        "server.crt",
+        cwd=folder,
+    )
+    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
+
+
+@pytest.fixture(scope="module")
+def secured_broker():
+    assert shutil.which("openssl") and shutil.which("mosquitto_passwd"), "run tools/setup.sh"
+    # Started as root, mosquitto reads these files as the `mosquitto` user: they must be readable
+    # by others, which pytest's private temp folders are not.
+    folder = Path(tempfile.mkdtemp(prefix="mqtt-tls-"))
+    folder.chmod(0o755)
+    ca, cert, key = _ca_and_server(folder / "real", "booth")
+    other_ca, _, _ = _ca_and_server(folder / "other", "stranger")
+    passwords = folder / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "booth-1", "s3cret"], check=True)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    conf = f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\npassword_file {passwords}\n"
+    broker = MosquittoBroker(anonymous=False, listener_conf=conf).start()
+    yield broker, ca, other_ca
+    broker.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _connects(config: MqttConfig, seconds: float) -> bool:
+    link = MqttLink(config, "booth-1", Topics("vision-grader/booth-1"))
+    link.start()
+    try:
+        return link.wait_connected(seconds)
+    finally:
+        link.stop()
+
+
+def test_tls_with_the_brokers_ca_and_the_right_password_connects(secured_broker) -> None:
+    broker, ca, _ = secured_broker
+    config = MqttConfig(
+        host="127.0.0.1", port=broker.port, username="booth-1", password="s3cret", tls=MqttTlsConfig(ca_file=ca)
+    )
+    assert _connects(config, 20)
+
+
+def test_wrong_password_is_refused(secured_broker) -> None:
+    broker, ca, _ = secured_broker
+    config = MqttConfig(
+        host="127.0.0.1",
+        port=broker.port,
+        username="booth-1",
+        password="wrong",
+        tls=MqttTlsConfig(ca_file=ca),
+        reconnect_min_s=1,
+        reconnect_max_s=1,
+    )
+    assert not _connects(config, 4)
+
+
+def test_a_broker_certificate_from_another_ca_is_refused(secured_broker) -> None:
+    broker, _, other_ca = secured_broker
+    config = MqttConfig(
+        host="127.0.0.1",
+        port=broker.port,
+        username="booth-1",
+        password="s3cret",
+        tls=MqttTlsConfig(ca_file=other_ca),
+        reconnect_min_s=1,
+        reconnect_max_s=1,
+    )
+    assert not _connects(config, 4)
