@@ -131,3 +131,21 @@ def test_retention_runs_component_sweepers_with_the_sweep_time(store: SessionSto
     retention.add_sweeper(lambda now: seen.append(now) or 0)
     retention.sweep(now=1234.0)
     assert seen == [1234.0]
+
+
+def test_a_finished_threads_connection_is_closed(tmp_path: Path) -> None:
+    import gc
+    import os
+    import threading
+
+    db = Database(tmp_path / "spool.db")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        worker = threading.Thread(target=lambda: db.connection().execute("SELECT 1").fetchone())
+        worker.start()
+        worker.join()
+    gc.collect()
+    # A connection per finished thread would hold at least one descriptor each.
+    assert len(os.listdir("/proc/self/fd")) - before < 5
+    assert len(db._connections) <= 2
+    db.close()

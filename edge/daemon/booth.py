@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -154,13 +155,28 @@ class Booth:
         pulls an image from under a session.
         """
         imei = self._valid(imei, source)
+        if self._stopping.is_set():
+            raise TriggerRefusedError("stopping", "Booth is stopping: try again in a minute")
         self._refuse_if_disk_low(source)
         session = self.store.create(imei, source, status="captured")
         self.events.emit("session_started", session_id=session.id, source=source, request_id=None)
         now_ms = int(time.time() * 1000)
-        for shot, (section, rel) in enumerate(uploads):
-            self._link_upload(session, section, shot, rel, now_ms)
-        final = self._grade_and_finish(session)
+        shots: dict[str, int] = {}
+        try:
+            for section, rel in uploads:
+                shot = shots.setdefault(section, 0)
+                shots[section] += 1
+                self._link_upload(session, section, shot, rel, now_ms)
+            final = self._grade_and_finish(session)
+        except Exception as exc:
+            # A half-linked session must not be resumed on the next start as if it were whole.
+            logger.exception("session %s from %s could not be graded", session.id, source)
+            reason = f"internal error: {type(exc).__name__}"
+            self.store.finish(session.id, "failed", None, reason=reason)
+            self.events.emit("failed", session_id=session.id, reason=reason)
+            raise SessionFailedError(session.id, reason) from None
+        finally:
+            self._show_activity()
         if final.result is None:
             raise SessionFailedError(session.id, final.reason or "see the booth log")
         result = final.result
@@ -197,8 +213,18 @@ class Booth:
                 with self._lock:
                     if self._busy is not None and self._busy[0] == session.id:
                         self._busy = None
-                self.status.set("activity", "stopping" if self._stopping.is_set() else "idle")
                 self.status.set("current_session", None)
+                self._show_activity()
+
+    def _show_activity(self) -> None:
+        """Back to what the booth is doing once a session (captured or uploaded) is done."""
+        if self._stopping.is_set():
+            activity = "stopping"
+        elif self._busy is not None:
+            activity = "capturing"
+        else:
+            activity = "idle"
+        self.status.set("activity", activity)
 
     def _run(self, session: SessionRecord) -> None:
         self.status.set("current_session", session.id)
@@ -230,10 +256,12 @@ class Booth:
             with self._grade_lock:
                 grade = self.grader.grade(shots, self._mm_per_px())
         except (ImageError, OSError) as exc:
-            reason = f"images cannot be graded: {exc}"
+            # An OSError's text names the file, whose path holds the IMEI: keep only the cause.
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reason = f"images cannot be graded: {detail}"
             logger.error("session %s %s", session.id, reason)
             record = self.store.finish(session.id, "failed", None, reason=reason)
-            self.events.emit("capture_failed", session_id=session.id, reason=str(exc))
+            self.events.emit("capture_failed", session_id=session.id, reason=detail)
             return record
         overlays = [
             self.store.add_image(session, section, index, data, kind="overlay")
@@ -287,7 +315,9 @@ class Booth:
 
     def _link_upload(self, session: SessionRecord, section: str, shot: int, rel: str, now_ms: int) -> None:
         source = self.store.images_root / rel
-        target_rel = image_path(session.imei, section, f"{section}-{shot + 1}.jpg", now_ms)
+        # Keep the upload's own suffix: a PNG stays a PNG when served or mirrored.
+        suffix = PurePosixPath(rel).suffix or ".jpg"
+        target_rel = image_path(session.imei, section, f"{section}-{shot + 1}{suffix}", now_ms)
         target = self.store.images_root / target_rel
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(source, target)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,11 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        # Each connection with the thread that uses it. The API and the control socket run handlers
+        # on short-lived threads; a new thread adopts the connection of a finished one, so the
+        # count stays at the most threads alive at once. (Closing a connection is no cure: SQLite
+        # keeps the file descriptor of a closed connection while another holds a lock on the file.)
+        self._connections: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         conn = self.connection()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(
@@ -37,16 +42,28 @@ class Database:
         """This thread's connection (SQLite connections must not cross threads)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._local.conn = conn
+            me = weakref.ref(threading.current_thread())
             with self._lock:
-                self._connections.append(conn)
+                for index, (owner, candidate) in enumerate(self._connections):
+                    thread = owner()
+                    if thread is None or not thread.is_alive():
+                        conn = candidate
+                        self._connections[index] = (me, conn)
+                        break
+                else:
+                    conn = self._open()
+                    self._connections.append((me, conn))
+            self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return conn
 
     @contextmanager
@@ -90,7 +107,7 @@ class Database:
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._connections:
+            for _owner, conn in self._connections:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()

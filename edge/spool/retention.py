@@ -55,19 +55,21 @@ class Retention:
         """Delete expired and over-quota delivered sessions; returns how many were deleted."""
         now = time.time() if now is None else now
         conn = self.store.db.connection()
-        pending: set[str] = set()
-        for guard in self._guards:
-            pending |= guard(conn)
+        # Finished sessions first, then what the outboxes still hold: a session finishing in
+        # between is then missing from the first list, never in it without its guard.
         finished = [
             (row["id"], row["created_at"])
             for row in conn.execute(
                 "SELECT id, created_at FROM sessions WHERE status IN ('graded', 'retake', 'failed') ORDER BY created_at"
             )
         ]
+        pending: set[str] = set()
+        for guard in self._guards:
+            pending |= guard(conn)
         deletable = [(sid, created) for sid, created in finished if sid not in pending]
         cutoff = now - self.config.retention_days * SECONDS_PER_DAY
         doomed = [sid for sid, created in deletable if created < cutoff]
-        over = self.images_mb() - self.config.quota_mb
+        over = self.images_mb() - self.config.quota_mb - sum(self._session_mb(sid) for sid in doomed)
         for sid, _ in deletable:
             if over <= 0:
                 break
