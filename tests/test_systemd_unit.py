@@ -10,7 +10,8 @@ import pytest
 from tests.booth_support import REPO
 
 UNIT = REPO / "systemd" / "edge-grader.service"
-MAX_EXPOSURE = 3.0
+# The issue asks for 3.0 or lower; the unit scores 1.7, and a regression past 2.0 should show.
+MAX_EXPOSURE = 2.0
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 Probe = Callable[[], Any]
 ChangeListener = Callable[[dict[str, Any]], None]
@@ -44,7 +47,12 @@ class StatusBoard:
             values = dict(self._values)
             probes = dict(self._probes)
         for key, probe in probes.items():
-            values[key] = probe()
+            try:
+                values[key] = probe()
+            except Exception as exc:
+                # A failing probe (the disk, the database) is itself news, never a crash of the caller.
+                logger.warning("status probe %s failed: %s", key, exc)
+                values[key] = f"error: {type(exc).__name__}"
         return values
 
     def _notify(self) -> None:
@@ -54,4 +62,7 @@ class StatusBoard:
             return
         snapshot = self.snapshot()
         for listener in listeners:
-            listener(snapshot)
+            try:
+                listener(snapshot)
+            except Exception:
+                logger.exception("status listener failed")

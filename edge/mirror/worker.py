@@ -194,24 +194,33 @@ class CloudMirror:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            now = time.time()
-            if now < self._resume_at:
-                self._sleep(self._resume_at - now)
-                continue
-            with self._cond:
-                wanted = set(self._wanted)
-            job = self.outbox.next_due(now, wanted)
-            if job is None:
-                due = self.outbox.next_due_time()
-                self._sleep(IDLE_WAIT_S if due is None else min(due - now, IDLE_WAIT_S))
-                continue
             try:
-                self._mirror(job)
-            except Exception as exc:
-                # A bug or a broken spool must not spin: charge the session like a server error.
-                logger.exception("cloud mirror failed on session %s", job.session_id)
-                self._failed(job, None, f"internal error: {type(exc).__name__}", charge=True, reach=None)
-            self._publish_status()
+                self._step()
+            except Exception:
+                # SQLite full or locked: nothing else watches this thread, so it must not die.
+                logger.exception("cloud mirror loop failed; retrying in %.0f s", IDLE_WAIT_S)
+                self._sleep(IDLE_WAIT_S)
+
+    def _step(self) -> None:
+        """One round: wait for what is due, or mirror the oldest due session."""
+        now = time.time()
+        if now < self._resume_at:
+            self._sleep(self._resume_at - now)
+            return
+        with self._cond:
+            wanted = set(self._wanted)
+        job = self.outbox.next_due(now, wanted)
+        if job is None:
+            due = self.outbox.next_due_time()
+            self._sleep(IDLE_WAIT_S if due is None else min(due - now, IDLE_WAIT_S))
+            return
+        try:
+            self._mirror(job)
+        except Exception as exc:
+            # A bug or a broken spool must not spin: charge the session like a server error.
+            logger.exception("cloud mirror failed on session %s", job.session_id)
+            self._failed(job, None, f"internal error: {type(exc).__name__}", charge=True, reach=None)
+        self._publish_status()
 
     def _mirror(self, job: OutboxSession) -> None:
         assert self._client is not None and self._key is not None

@@ -128,7 +128,14 @@ class Publisher:
         self._wake.set()
 
     def on_event(self, event: Event) -> None:
-        """EventBus subscriber: events go out QoS 1; paho's bounded queue holds them in an outage."""
+        """EventBus subscriber: events go out QoS 1 while connected, and are dropped in an outage.
+
+        Queued in paho during an outage they would fill its bounded queue before the reconnect's
+        `online` and state, which then could not be sent; results have the outbox, events do not.
+        """
+        if not self.link.connected:
+            self.events_dropped += 1
+            return
         payload = json.dumps(scrub(event), separators=(",", ":"), default=str)
         info = self.link.publish(self.topics.events, payload, qos=1)
         if not self.link.accepted(info):

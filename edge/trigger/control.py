@@ -86,6 +86,8 @@ class ControlSocket:
                 return {"status": self.booth.status.snapshot()}
         except TriggerRefusedError as exc:
             return {"error": exc.message, "code": exc.code}
+        except (TypeError, ValueError):
+            return {"error": "Invalid request: timeout_s must be a number of seconds"}
         return {"error": f"Invalid request: unknown command {command!r} (trigger, arm, status)"}
 
     def _wait(self, session_id: str, timeout_s: float) -> dict[str, Any]:
