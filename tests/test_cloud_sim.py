@@ -36,7 +36,7 @@ def upload(base: str, data: bytes, section: str = "front", imei_: str | None = I
     [
         ("front", IMEI, b"not an image", 400, "Invalid request: image is not a decodable JPEG or PNG"),
         ("../etc", IMEI, None, 400, "Invalid request: section must be a plain lower-case name like front"),
-        ("front", "123456789012345", None, 400, "Invalid request: imei check digit (Luhn) is wrong"),
+        ("front", "12345678901234", None, 400, "Invalid request: imei must be exactly 15 digits"),
     ],
 )
 def test_bad_uploads_get_the_contract_error_form(
