@@ -54,7 +54,17 @@ def setup(tmp_path):
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.connect(broker.host, broker.port)
     client.loop_start()
-    time.sleep(0.3)  # the service's subscription is in place once connected; give it a moment
+    # The service subscribes after its CONNACK: a probe answered proves the subscription is in place.
+    deadline, probes = time.monotonic() + 20, 0
+    while not sub.messages and time.monotonic() < deadline:
+        client.publish(f"{PREFIX}/cmd/trigger", b"probe", qos=1).wait_for_publish(5)
+        probes += 1
+        sub.wait_for(lambda: bool(sub.messages), timeout=1)
+    assert sub.messages, "the trigger command topic never answered"
+    # Probes sent before the subscription got no answer; wait briefly for any that will.
+    sub.wait_for(lambda: len(sub.messages) >= probes, timeout=2)
+    with sub._cond:
+        sub.messages.clear()
     yield client, sub, busy, calls, store
     client.disconnect()
     client.loop_stop()
