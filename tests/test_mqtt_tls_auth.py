@@ -105,37 +105,28 @@ def _connects(config: MqttConfig, seconds: float) -> bool:
         link.stop()
 
 
-def test_tls_with_the_brokers_ca_and_the_right_password_connects(secured_broker) -> None:
-    broker, ca, _ = secured_broker
-    config = MqttConfig(
-        host="127.0.0.1", port=broker.port, username="booth-1", password="s3cret", tls=MqttTlsConfig(ca_file=ca)
-    )
-    assert _connects(config, 20)
-
-
-def test_wrong_password_is_refused(secured_broker) -> None:
-    broker, ca, _ = secured_broker
-    config = MqttConfig(
+def _config(broker: MosquittoBroker, ca: Path, password: str) -> MqttConfig:
+    return MqttConfig(
         host="127.0.0.1",
         port=broker.port,
         username="booth-1",
-        password="wrong",
+        password=password,
         tls=MqttTlsConfig(ca_file=ca),
         reconnect_min_s=1,
         reconnect_max_s=1,
     )
-    assert not _connects(config, 4)
+
+
+def test_tls_with_the_brokers_ca_and_the_right_password_connects(secured_broker) -> None:
+    broker, ca, _ = secured_broker
+    assert _connects(_config(broker, ca, "s3cret"), 20)
+
+
+def test_wrong_password_is_refused(secured_broker) -> None:
+    broker, ca, _ = secured_broker
+    assert not _connects(_config(broker, ca, "wrong"), 4)
 
 
 def test_a_broker_certificate_from_another_ca_is_refused(secured_broker) -> None:
     broker, _, other_ca = secured_broker
-    config = MqttConfig(
-        host="127.0.0.1",
-        port=broker.port,
-        username="booth-1",
-        password="s3cret",
-        tls=MqttTlsConfig(ca_file=other_ca),
-        reconnect_min_s=1,
-        reconnect_max_s=1,
-    )
-    assert not _connects(config, 4)
+    assert not _connects(_config(broker, other_ca, "s3cret"), 4)
