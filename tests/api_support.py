@@ -44,7 +44,9 @@ class StoppedBooth:
     def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord:
         raise TriggerRefusedError("stopping", "Booth is stopping: try again in a minute")
 
-    def process_uploads(self, imei: str, uploads: Sequence[tuple[str, str]], source: str = "api") -> dict[str, Any]:
+    def process_uploads(
+        self, imei: str, uploads: Sequence[tuple[str, str, str]], source: str = "api"
+    ) -> dict[str, Any]:
         raise TriggerRefusedError("stopping", "Booth is stopping: try again in a minute")
 
     def image_url(self, path: str) -> str:

@@ -64,7 +64,7 @@ class BoothApi(Protocol):
     def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord: ...
 
     def process_uploads(
-        self, imei: str, uploads: Sequence[tuple[str, str]], source: str = "api"
+        self, imei: str, uploads: Sequence[tuple[str, str, str]], source: str = "api"
     ) -> dict[str, Any]: ...
 
     def image_url(self, path: str) -> str: ...
@@ -196,6 +196,12 @@ def create_app(booth: BoothApi) -> FastAPI:
 
     luhn = booth.config.booth.imei_check == "luhn"
 
+    def authorised_imei(key: str, imei: str) -> str:
+        """The key first: a caller without one learns nothing about the IMEI rules."""
+        if not key_ok(key):
+            raise ApiError(401, KEY_NOT_FOUND)
+        return checked_imei(imei)
+
     def checked_imei(imei: str) -> str:
         try:
             return validate_imei(imei, luhn=luhn)
@@ -246,10 +252,8 @@ def create_app(booth: BoothApi) -> FastAPI:
         tags=["contract"],
     )
     def process(body: ProcessRequest) -> BoothProcessResponse:
-        if not key_ok(body.key):
-            raise ApiError(401, KEY_NOT_FOUND)
-        imei = checked_imei(body.imei)
-        resolved: list[tuple[str, str]] = []
+        imei = authorised_imei(body.key, body.imei)
+        resolved: list[tuple[str, str, str]] = []
         for index, ref in enumerate(body.images):
             section = checked_section(ref.section)
             stored = uploads.by_url(ref.url)
@@ -267,14 +271,14 @@ def create_app(booth: BoothApi) -> FastAPI:
                 raise ApiError(400, f"Invalid request: images[{index}] was uploaded for a different imei")
             if not (booth.store.images_root / stored.path).is_file():
                 raise ApiError(410, f"Image no longer stored: images[{index}] was removed by retention")
-            resolved.append((section, stored.path))
+            resolved.append((section, stored.path, stored.sha256))
         started = time.monotonic()
         try:
             result = booth.process_uploads(imei, resolved, source="api")
         except TriggerRefusedError as exc:
             raise ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message) from None
         except SessionFailedError as exc:
-            uploads.mark_processed([path for _section, path in resolved], exc.session_id)
+            uploads.mark_processed([path for _section, path, _sha in resolved], exc.session_id)
             raise ApiError(500, f"Grading failed: {exc.reason}") from None
         metrics.process.observe(time.monotonic() - started)
         try:
@@ -284,7 +288,7 @@ def create_app(booth: BoothApi) -> FastAPI:
                 "session %s: the booth's answer does not fit the contract", result.get("sessionId")
             )
             raise ApiError(500, "Internal error: the booth's answer does not fit the contract") from None
-        uploads.mark_processed([path for _section, path in resolved], response.sessionId)
+        uploads.mark_processed([path for _section, path, _sha in resolved], response.sessionId)
         return response
 
     # -- the booth's endpoints -------------------------------------------------------------------
@@ -298,9 +302,7 @@ def create_app(booth: BoothApi) -> FastAPI:
         tags=["booth"],
     )
     def trigger(body: TriggerRequest) -> TriggerResponse:
-        if not key_ok(body.key):
-            raise ApiError(401, KEY_NOT_FOUND)
-        imei = checked_imei(body.imei)
+        imei = authorised_imei(body.key, body.imei)
         try:
             session = booth.trigger(imei, source="http", request_id=body.request_id)
         except TriggerRefusedError as exc:

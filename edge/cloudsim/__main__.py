@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
-from types import FrameType
 
 from edge.cloudsim.server import CloudSim
 from edge.config.secrets import resolve_secret
+from edge.daemon.signals import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +47,7 @@ def run(args: argparse.Namespace) -> int:
         storage = args.storage or Path(scratch)
         storage.mkdir(parents=True, exist_ok=True)
         sim = CloudSim(storage, key, host=args.host, port=args.port, public_url=args.public_url)
-        stop = threading.Event()
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            logger.info("received %s, stopping", signal.Signals(signum).name)
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        stop = stop_on_signals()
         try:
             sim.start()
         except (OSError, RuntimeError) as exc:

@@ -147,10 +147,12 @@ class Booth:
         self._queue.put(session)
         return session
 
-    def process_uploads(self, imei: str, uploads: Sequence[tuple[str, str]], source: str = "api") -> dict[str, Any]:
+    def process_uploads(
+        self, imei: str, uploads: Sequence[tuple[str, str, str]], source: str = "api"
+    ) -> dict[str, Any]:
         """Grade images uploaded through the contract as a session like a captured one.
 
-        ``uploads`` are (section, contract path under the images root). The files are linked into
+        ``uploads`` are (section, contract path under the images root, sha256). The files are linked into
         the session, so one upload can serve several process calls and retention of uploads never
         pulls an image from under a session.
         """
@@ -163,10 +165,10 @@ class Booth:
         now_ms = int(time.time() * 1000)
         shots: dict[str, int] = {}
         try:
-            for section, rel in uploads:
+            for section, rel, sha256 in uploads:
                 shot = shots.setdefault(section, 0)
                 shots[section] += 1
-                self._link_upload(session, section, shot, rel, now_ms)
+                self._link_upload(session, section, shot, rel, sha256, now_ms)
             final = self._grade_and_finish(session)
         except Exception as exc:
             # A half-linked session must not be resumed on the next start as if it were whole.
@@ -313,7 +315,9 @@ class Booth:
                 scales[section] = scale
         return scales
 
-    def _link_upload(self, session: SessionRecord, section: str, shot: int, rel: str, now_ms: int) -> None:
+    def _link_upload(
+        self, session: SessionRecord, section: str, shot: int, rel: str, sha256: str, now_ms: int
+    ) -> None:
         source = self.store.images_root / rel
         # Keep the upload's own suffix: a PNG stays a PNG when served or mirrored.
         suffix = PurePosixPath(rel).suffix or ".jpg"
@@ -322,10 +326,8 @@ class Booth:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(source, target)
         fsync_dir(target.parent)
-        data = target.read_bytes()
-        self.store.register_image(
-            session.id, section, shot, "original", target_rel, hashlib.sha256(data).hexdigest(), len(data)
-        )
+        # The upload's checksum was taken when it was written; grading verifies it on read.
+        self.store.register_image(session.id, section, shot, "original", target_rel, sha256, target.stat().st_size)
 
     def _result(
         self,

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Protocol
 
 from edge.config.root import AppConfig
 from edge.daemon.booth import Booth
 from edge.daemon.notify import Notifier, watchdog_interval_s
+from edge.daemon.signals import stop_on_signals
 from edge.trigger.control import ControlSocket
 from edge.trigger.gpio import GpioTriggers
 
@@ -56,14 +55,7 @@ def build_components(booth: Booth) -> list[Component]:
 
 def run(config: AppConfig) -> int:
     notifier = Notifier()
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
 
     booth = Booth(config)
     components = build_components(booth)

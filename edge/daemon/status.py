@@ -10,7 +10,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 Probe = Callable[[], Any]
-ChangeListener = Callable[[dict[str, Any]], None]
+ChangeListener = Callable[[], None]
 
 
 class StatusBoard:
@@ -58,11 +58,10 @@ class StatusBoard:
     def _notify(self) -> None:
         with self._lock:
             listeners = list(self._listeners)
-        if not listeners:
-            return
-        snapshot = self.snapshot()
+        # Listeners only hear that something changed: running every probe (database queries,
+        # disk) on each set() would put that work on the capture-to-result path.
         for listener in listeners:
             try:
-                listener(snapshot)
+                listener()
             except Exception:
                 logger.exception("status listener failed")

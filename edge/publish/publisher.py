@@ -123,7 +123,7 @@ class Publisher:
         """Something was committed: look at the outbox now rather than at the next tick."""
         self._wake.set()
 
-    def state_changed(self, *_: Any) -> None:
+    def state_changed(self) -> None:
         self._state_dirty = True
         self._wake.set()
 
