@@ -22,6 +22,3 @@ class SessionFailedError(Exception):
         self.session_id = session_id
         self.reason = reason
 
-
-# The name the other components were told about.
-TriggerRefused = TriggerRefusedError

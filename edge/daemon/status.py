@@ -38,10 +38,6 @@ class StatusBoard:
         with self._lock:
             self._listeners.append(listener)
 
-    def changed(self) -> None:
-        """An owner of a probe says its value moved (an outbox drained, say)."""
-        self._notify()
-
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             values = dict(self._values)

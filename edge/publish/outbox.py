@@ -105,10 +105,6 @@ class Outbox:
         )
         return [OutboxRow(**dict(row)) for row in rows.fetchall()]
 
-    def mark_sent(self, row_id: int) -> None:
-        with self.db.transaction() as conn:
-            conn.execute("UPDATE mqtt_outbox SET attempts = attempts + 1 WHERE id = ?", (row_id,))
-
     def mark_delivered(self, row_ids: list[int]) -> None:
         if not row_ids:
             return

@@ -102,9 +102,6 @@ class Database:
                 )
                 logger.info("applied %s schema migration v%d", component, version)
 
-    def integrity_ok(self) -> bool:
-        return self.connection().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
     def close(self) -> None:
         with self._lock:
             for _owner, conn in self._connections:
