@@ -72,6 +72,20 @@ class GradingConfig(BaseModel):
     deep_scratch_width_mm: float = Field(
         default=0.35, gt=0, description="a scratch at least this wide counts as deep (catches a nail)"
     )
+    chip_max_edge_distance_mm: float = Field(
+        default=4.0, ge=0, description="a chip or dent is on the outline: further inside, it is ignored"
+    )
+    dirt_zone_probability: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="a line mostly where dirt is at least this likely is the rim of a drop or smear, not damage",
+    )
+    crack_edge_distance_mm: float = Field(
+        default=3.0,
+        ge=0,
+        description="a smooth unbranched line ending further than this from the outline is a scratch, not a crack",
+    )
     merge_distance_mm: float = Field(
         default=4.0, ge=0, description="defects of one kind closer than this (also across shots) are one defect"
     )

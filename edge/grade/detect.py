@@ -12,6 +12,7 @@ from edge.config.model import GradingConfig
 from edge.contract import Defect
 
 KINDS = ("scratch", "crack", "chip", "dirt")
+_SCRATCH, _CRACK = KINDS.index("scratch"), KINDS.index("crack")
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,31 @@ class Geometry:
 
 
 def classify_cells(probs: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """Label per cell: the most likely defect class over its threshold, else 0 (none)."""
+    """Label per cell: the most likely defect class over its threshold, else 0 (none).
+
+    Scratches and cracks are both lines in the glass and the model often splits one line's
+    evidence between them, so each is tested on their summed probability.
+    """
     defect = probs[..., 1:]
-    passing = defect >= np.asarray(thresholds, np.float32)
+    evidence = defect.copy()
+    evidence[..., _SCRATCH] = evidence[..., _CRACK] = defect[..., _SCRATCH] + defect[..., _CRACK]
+    passing = evidence >= np.asarray(thresholds, np.float32)
     best = np.argmax(np.where(passing, defect, -1.0), axis=-1) + 1
-    return np.where(passing.any(axis=-1), best, 0).astype(np.uint8)
+    return resolve_lines(np.where(passing.any(axis=-1), best, 0).astype(np.uint8), probs)
+
+
+def resolve_lines(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Give every connected line (scratch or crack cells) one kind: the one with more probability on it."""
+    s, c = _SCRATCH + 1, _CRACK + 1
+    line = (labels == s) | (labels == c)
+    if not line.any():
+        return labels
+    n, groups = cv2.connectedComponents(line.astype(np.uint8), connectivity=8)
+    out = labels.copy()
+    for g in range(1, n):
+        cells = groups == g
+        out[cells] = c if probs[..., c][cells].sum() > probs[..., s][cells].sum() else s
+    return out
 
 
 def place_name(u: float, v: float) -> str:
@@ -56,13 +77,69 @@ class _Size:
     width: float
     area: float
     pixels: int  # pixels that stand out from their surroundings
+    line: bool  # some of them form a thin stroke, as a scratch or crack does; a speck or smear does not
+    smooth: bool  # the strokes make one smooth unbranched curve
+
+
+# A stroke is at least this many times longer than it is thick, and at least this long in mm.
+_STROKE_ELONGATION = 4.0
+_STROKE_MIN_MM = 1.0
+_STROKE_MAX_PIECES = 24
+# How far a scratch's pixels may stray from a smooth curve through them, in mm.
+_SMOOTH_TOLERANCE_MM = 0.25
+
+
+def _strokes(mask: np.ndarray, geom: Geometry) -> np.ndarray:
+    """The standing-out pixels that belong to thin pieces: lines, arcs or webs of lines, not specks or smears.
+
+    Thickness is twice the mean distance to the piece's border, so a spider web of thin lines is
+    thin although its outline is round. 1-px gaps are closed first.
+    """
+    closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    depth = cv2.distanceTransform(closed, cv2.DIST_L2, 3)
+    n, cc, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+    px_mm = min(geom.mm_x, geom.mm_y)
+    keep = np.zeros(n, bool)
+    for i in np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:_STROKE_MAX_PIECES] + 1:
+        if stats[i, cv2.CC_STAT_AREA] < 4:
+            break
+        piece = cc == i
+        ys, xs = np.nonzero(piece)
+        pts = np.stack([xs * geom.mm_x, ys * geom.mm_y], axis=1).astype(np.float32)
+        (_, _), (rw, rh), _ = cv2.minAreaRect(pts)
+        extent = max(rw, rh) + px_mm
+        thickness = 2 * float(depth[piece].mean()) * px_mm
+        keep[i] = extent >= _STROKE_MIN_MM and extent >= _STROKE_ELONGATION * thickness
+    return keep[cc] & (mask > 0)
+
+
+def smooth_curve(pts: np.ndarray, tolerance_mm: float) -> bool:
+    """Whether points (mm) lie along one smooth unbranched curve, as a scratch's do.
+
+    Along the main axis, a scratch has one position across it that a cubic (an arc or a gentle
+    hook) follows closely; branches, a web or sharp turns (glass breaking) leave several positions
+    or a poor fit.
+    """
+    centred = pts - pts.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    t, n = centred @ axes[0], centred @ axes[1]
+    if np.ptp(t) < 4 * tolerance_mm:
+        return False  # too short to tell
+    rms = float(np.sqrt(np.mean((n - np.polyval(np.polyfit(t, n, 3), t)) ** 2)))
+    bins = np.floor((t - t.min()) / (2 * tolerance_mm)).astype(int)
+    order = np.argsort(bins)
+    edges = np.flatnonzero(np.diff(bins[order])) + 1
+    spans = [np.ptp(g) for g in np.split(n[order], edges)]
+    multi = float(np.mean([span > 3 * tolerance_mm for span in spans]))
+    return rms <= tolerance_mm and multi <= 0.1
 
 
 def _measure(gray: np.ndarray, cells: np.ndarray, geom: Geometry) -> _Size:
     """Size in mm of the pixels that stand out from their surroundings in a blob.
 
     The model locates to a 16 px cell; the size comes from the pixels themselves so that a 2 mm
-    scratch is not reported as a cell's 1.6 mm or a neighbour's 3.2 mm.
+    scratch is not reported as a cell's 1.6 mm or a neighbour's 3.2 mm. When some of them form
+    strokes, only the strokes are measured, so dust specks beside a scratch do not lengthen it.
     """
     s = geom.stride
     ys, xs = np.nonzero(cells)
@@ -74,16 +151,101 @@ def _measure(gray: np.ndarray, cells: np.ndarray, geom: Geometry) -> _Size:
     thr = max(8.0, float(np.median(contrast)) + 5 * 1.4826 * mad)
     inside = np.kron(cells[gy0:gy1, gx0:gx1].astype(np.uint8), np.ones((s, s), np.uint8))
     inside = cv2.dilate(inside, np.ones((s // 2 + 1, s // 2 + 1), np.uint8))[: region.shape[0], : region.shape[1]]
-    py, px = np.nonzero((contrast > thr) & (inside > 0))
+    mask = ((contrast > thr) & (inside > 0)).astype(np.uint8)
+    py, px = np.nonzero(mask)
     if len(px) < 4:
         extent = max((np.ptp(ys) + 1) * s * geom.mm_y, (np.ptp(xs) + 1) * s * geom.mm_x)
-        return _Size(float(extent), s * min(geom.mm_x, geom.mm_y), len(ys) * s * s * geom.mm_x * geom.mm_y, len(px))
+        area = len(ys) * s * s * geom.mm_x * geom.mm_y
+        return _Size(float(extent), s * min(geom.mm_x, geom.mm_y), area, len(px), False, False)
+    strokes = _strokes(mask, geom)
+    line = bool(strokes.any())
+    if line:
+        py, px = np.nonzero(strokes)
     pts = np.stack([px * geom.mm_x, py * geom.mm_y], axis=1).astype(np.float32)
     (_, _), (rw, rh), _ = cv2.minAreaRect(pts)
     length = max(rw, rh, geom.mm_x)
     area = len(px) * geom.mm_x * geom.mm_y
     width = min(length, max(geom.mm_x, area / length))
-    return _Size(float(length), float(width), float(area), len(px))
+    smooth = line and smooth_curve(pts, _SMOOTH_TOLERANCE_MM)
+    return _Size(float(length), float(width), float(area), int(mask.sum()), line, smooth)
+
+
+def _edge_distance_mm(cells: np.ndarray, geom: Geometry) -> float:
+    """How far the cells nearest the device's outline are from it, in mm."""
+    gh, gw = cells.shape
+    ys, xs = np.nonzero(cells)
+    scale = 1 + 2 * geom.margin
+    u = np.clip(((xs + 0.5) / gw * scale - geom.margin), 0, 1)
+    v = np.clip(((ys + 0.5) / gh * scale - geom.margin), 0, 1)
+    width_mm, length_mm = gw * geom.stride * geom.mm_x / scale, gh * geom.stride * geom.mm_y / scale
+    dist = np.minimum(np.minimum(u, 1 - u) * width_mm, np.minimum(v, 1 - v) * length_mm)
+    return float(dist.min())
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One defect in cells of the model's grid, before it is put into words."""
+
+    kind: str
+    cells: np.ndarray  # bool grid
+    size: _Size
+
+
+def find_blobs(
+    probs: np.ndarray, thresholds: Sequence[float], crop: np.ndarray, geom: Geometry, cfg: GradingConfig
+) -> list[Blob]:
+    """The defects in one canonical crop, after the checks that the pixels and the outline allow."""
+    labels = classify_cells(probs, thresholds)
+    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    cell_mm = geom.stride * (geom.mm_x + geom.mm_y) / 2
+    # Fragments of one broken scratch or crack closer than merge_distance are one defect.
+    reach = max(1, round(cfg.merge_distance_mm / cell_mm))
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    dirty = (labels == KINDS.index("dirt") + 1) | (probs[..., KINDS.index("dirt") + 1] >= cfg.dirt_zone_probability)
+    dirt_zone = cv2.dilate(dirty.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    out: list[Blob] = []
+    # A scratch and a crack fragment of one line are one defect; which kind it is, the line's
+    # summed probabilities decide.
+    groups_of = {"line": ((1, 2), None), "chip": ((3,), "chip"), "dirt": ((4,), "dirt")}
+    for members, fixed in groups_of.values():
+        mask = np.isin(labels, members).astype(np.uint8)
+        if not mask.any():
+            continue
+        n, groups = cv2.connectedComponents(cv2.dilate(mask, kernel), connectivity=8)
+        for g in range(1, n):
+            cells = (groups == g) & (mask > 0)
+            if not cells.any():
+                continue
+            kind = fixed or ("crack" if probs[..., 2][cells].sum() > probs[..., 1][cells].sum() else "scratch")
+            if kind == "chip" and _edge_distance_mm(cells, geom) > cfg.chip_max_edge_distance_mm:
+                continue  # chips and dents are on the outline; inside it is a screen corner or a camera ring
+            if kind in ("scratch", "crack") and dirt_zone[cells].mean() >= 0.5:
+                kind = "dirt"  # the rim of a drop or the edge of a smear: cleaning comes first, then a retake
+            size = _measure(gray, cells, geom)
+            # Damage is visible in the pixels; a blob with nothing standing out is the model
+            # reacting to shading (lamp sheen, vignetting), not a scratch or crack.
+            if kind != "dirt" and size.pixels < cfg.min_defect_pixels:
+                continue
+            if kind in ("scratch", "crack") and not size.line:
+                continue  # specks or a smear: a scratch or crack is a stroke in the pixels
+            if kind == "dirt" and size.area < cfg.min_dirt_area_mm2:
+                continue
+            if kind == "scratch" and size.length < cfg.min_scratch_mm:
+                continue  # a speck, not a scratch
+            if kind == "crack" and size.smooth and _edge_distance_mm(cells, geom) > cfg.crack_edge_distance_mm:
+                # One smooth unbranched curve that stops short of the outline is how a scratch
+                # looks; glass breaks in straight runs with sharp turns, and usually from an edge.
+                kind = "scratch"
+            out.append(Blob(kind, cells, size))
+    return out
+
+
+def blob_labels(blobs: Sequence[Blob], shape: tuple[int, int]) -> np.ndarray:
+    """The grid labelled with the blobs' kinds (KINDS index + 1), for evaluation against the truth."""
+    labels = np.zeros(shape, np.uint8)
+    for b in blobs:
+        labels[b.cells] = KINDS.index(b.kind) + 1
+    return labels
 
 
 def find_defects(
@@ -94,52 +256,30 @@ def find_defects(
     cfg: GradingConfig,
     image_index: int,
 ) -> list[Defect]:
-    labels = classify_cells(probs, thresholds)
-    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     h, w = crop.shape[:2]
-    cell_mm = geom.stride * (geom.mm_x + geom.mm_y) / 2
-    # Fragments of one broken scratch or crack closer than merge_distance are one defect.
-    reach = max(1, round(cfg.merge_distance_mm / cell_mm))
-    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    s = geom.stride
     out: list[Defect] = []
-    for k, kind in enumerate(KINDS, start=1):
-        mask = (labels == k).astype(np.uint8)
-        if not mask.any():
-            continue
-        n, groups = cv2.connectedComponents(cv2.dilate(mask, kernel), connectivity=8)
-        for g in range(1, n):
-            cells = (groups == g) & (mask > 0)
-            if not cells.any():
-                continue
-            size = _measure(gray, cells, geom)
-            # Damage is visible in the pixels; a blob with nothing standing out is the model
-            # reacting to shading (lamp sheen, vignetting), not a scratch or crack.
-            if kind != "dirt" and size.pixels < cfg.min_defect_pixels:
-                continue
-            if kind == "dirt" and size.area < cfg.min_dirt_area_mm2:
-                continue
-            if kind == "scratch" and size.length < cfg.min_scratch_mm:
-                continue  # a speck, not a scratch
-            ys, xs = np.nonzero(cells)
-            s = geom.stride
-            box = (xs.min() * s / w, ys.min() * s / h, (xs.max() + 1) * s / w, (ys.max() + 1) * s / h)
-            u, v = device_fraction(float(xs.mean() + 0.5) * s, float(ys.mean() + 0.5) * s, (w, h), geom.margin)
-            severity = "n/a"
-            if kind == "scratch":
-                severity = "deep" if size.width >= cfg.deep_scratch_width_mm else "light"
-            elif kind == "crack":
-                severity = "deep"
-            out.append(
-                Defect(
-                    kind=kind,  # type: ignore[arg-type]
-                    severity=severity,  # type: ignore[arg-type]
-                    length_mm=round(size.length, 1),
-                    width_mm=round(size.width, 2),
-                    area_mm2=round(size.area, 1),
-                    place=place_name(u, v),
-                    confidence=round(float(probs[..., k][cells].max()), 3),
-                    box=tuple(round(float(b), 4) for b in box),  # type: ignore[arg-type]
-                    image_index=image_index,
-                )
+    for b in find_blobs(probs, thresholds, crop, geom, cfg):
+        k = KINDS.index(b.kind) + 1
+        ys, xs = np.nonzero(b.cells)
+        box = (xs.min() * s / w, ys.min() * s / h, (xs.max() + 1) * s / w, (ys.max() + 1) * s / h)
+        u, v = device_fraction(float(xs.mean() + 0.5) * s, float(ys.mean() + 0.5) * s, (w, h), geom.margin)
+        severity = "n/a"
+        if b.kind == "scratch":
+            severity = "deep" if b.size.width >= cfg.deep_scratch_width_mm else "light"
+        elif b.kind == "crack":
+            severity = "deep"
+        out.append(
+            Defect(
+                kind=b.kind,  # type: ignore[arg-type]
+                severity=severity,  # type: ignore[arg-type]
+                length_mm=round(b.size.length, 1),
+                width_mm=round(b.size.width, 2),
+                area_mm2=round(b.size.area, 1),
+                place=place_name(u, v),
+                confidence=round(float(probs[..., k][b.cells].max()), 3),
+                box=tuple(round(float(v), 4) for v in box),  # type: ignore[arg-type]
+                image_index=image_index,
             )
+        )
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,6 +47,20 @@ class _Shot:
     geom: Geometry | None = None
 
 
+@dataclass
+class _Prepared:
+    """A photo decoded, gated, located and warped, ready for the model."""
+
+    image: np.ndarray
+    scale: int
+    loc: Location | None
+    to_canon: np.ndarray | None
+    crop: np.ndarray | None
+    reason: str | None
+    decode_ms: float
+    preprocess_ms: float
+
+
 class Grader:
     """Loads and verifies the model once; ``grade`` grades one session's photos."""
 
@@ -74,13 +89,25 @@ class Grader:
         timings = dict.fromkeys(STAGES, 0.0)
         shots: dict[str, list[_Shot]] = {}
         overlays: list[tuple[str, int, bytes]] = []
-        for section, data in images:
-            index = len(shots.setdefault(section, []))
-            shot = _Shot(section, index)
+        order: list[_Shot] = []
+        for section, _ in images:
+            shot = _Shot(section, len(shots.setdefault(section, [])))
             shots[section].append(shot)
-            overlays.append((section, index, self._grade_shot(shot, data, (mm_per_px or {}).get(section), timings)))
-            if progress is not None:
-                progress(len(overlays), len(images))
+            order.append(shot)
+        # The next photo is decoded, located and warped on a worker thread while the model runs on
+        # this one: OpenCV and the interpreter both release the GIL, so a session costs about the
+        # larger of the two rather than their sum.
+        with ThreadPoolExecutor(1, thread_name_prefix="grade-prepare") as pool:
+            ahead: Future[_Prepared] | None = None
+            for i, shot in enumerate(order):
+                current = ahead or pool.submit(self._prepare, shot, images[i][1])
+                ahead = pool.submit(self._prepare, order[i + 1], images[i + 1][1]) if i + 1 < len(order) else None
+                prepared = current.result()
+                timings["decode"] += prepared.decode_ms
+                timings["preprocess"] += prepared.preprocess_ms
+                overlays.append((shot.section, shot.index, self._finish(shot, prepared, mm_per_px, timings)))
+                if progress is not None:
+                    progress(len(overlays), len(images))
         t = time.perf_counter()
         analysis = {section: self._section(section, group) for section, group in shots.items()}
         retakes = {s: a.reason for s, a in analysis.items() if a.status == "retake"}
@@ -95,39 +122,46 @@ class Grader:
         log.info("graded %d photos: %s %s in %.0f ms", len(images), status, grade or reason, timings["total"])
         return SessionGrade(analysis, grade, status, reason, overlays, {k: round(v, 1) for k, v in timings.items()})
 
-    def _grade_shot(self, shot: _Shot, data: bytes, mm_per_px: float | None, timings: dict[str, float]) -> bytes:
+    def _prepare(self, shot: _Shot, data: bytes) -> _Prepared:
+        """Decode, gate, locate and warp one photo; raises ImageError when it cannot be decoded."""
         cfg = self._cfg
         t0 = time.perf_counter()
         dec = decode(data, shot.section, shot.index, cfg.decode_long_side)
         t1 = time.perf_counter()
-        timings["decode"] += (t1 - t0) * 1000
         image = dec.image
         loc: Location | None = None
-        to_canon = None
-        shot.reason = check_frame(image, cfg)
-        if shot.reason is None:
+        to_canon = crop = None
+        reason = check_frame(image, cfg)
+        if reason is None:
             loc = locate(image, cfg.min_device_area, cfg.device_aspect)
             if loc is None:
-                shot.reason = "no device found: place the phone flat in the middle of the booth"
-        crop = None
+                reason = "no device found: place the phone flat in the middle of the booth"
         if loc is not None:
             to_canon = canonical_transform(loc.quad, self._size, self._runtime.meta.margin)
-            crop = cv2.warpPerspective(
-                image, to_canon, self._size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            crop = cv2.warpAffine(
+                image, to_canon[:2], self._size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
-            shot.reason = check_device(crop, cfg).reason
+            reason = reason or check_device(crop, cfg).reason
         t2 = time.perf_counter()
-        timings["preprocess"] += (t2 - t1) * 1000
-        if shot.reason is None and crop is not None and loc is not None:
-            probs = self._runtime.run(crop)[..., self._order]
+        return _Prepared(image, dec.scale, loc, to_canon, crop, reason, (t1 - t0) * 1000, (t2 - t1) * 1000)
+
+    def _finish(
+        self, shot: _Shot, prep: _Prepared, mm_per_px: Mapping[str, float] | None, timings: dict[str, float]
+    ) -> bytes:
+        """Infer, find the defects and draw the overlay of one prepared photo."""
+        cfg = self._cfg
+        shot.reason = prep.reason
+        t2 = time.perf_counter()
+        if prep.reason is None and prep.crop is not None and prep.loc is not None:
+            probs = self._runtime.run(prep.crop)[..., self._order]
             t3 = time.perf_counter()
             timings["inference"] += (t3 - t2) * 1000
-            shot.geom = self._geometry(loc, mm_per_px, dec.scale)
-            shot.defects = find_defects(probs, self._thresholds, crop, shot.geom, cfg, shot.index)
+            shot.geom = self._geometry(prep.loc, (mm_per_px or {}).get(shot.section), prep.scale)
+            shot.defects = find_defects(probs, self._thresholds, prep.crop, shot.geom, cfg, shot.index)
             t2 = t3
         blob = render_overlay(
-            image, None if loc is None else loc.quad, to_canon, self._size, shot.defects,
-            None if shot.reason is None else f"RETAKE: {shot.reason}", cfg.overlay_long_side, cfg.overlay_quality,
+            prep.image, None if prep.loc is None else prep.loc.quad, prep.to_canon, self._size, shot.defects,
+            None if prep.reason is None else f"RETAKE: {prep.reason}", cfg.overlay_long_side, cfg.overlay_quality,
         )  # fmt: skip
         timings["postprocess"] += (time.perf_counter() - t2) * 1000
         return blob

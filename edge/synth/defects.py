@@ -38,14 +38,29 @@ class Canvas:
     def s(self) -> float:
         return self.dev.px_per_mm
 
-    def add_lines(self, paths: list[np.ndarray], amp: float, thick: int, kind: str | None) -> None:
-        """Lighten (amp > 0) or darken lines; thin lines drawn with sub-pixel precision."""
+    def add_lines(
+        self,
+        paths: list[np.ndarray],
+        amp: float,
+        thick: int,
+        kind: str | None,
+        uneven: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        """Lighten (amp > 0) or darken lines; thin lines drawn with sub-pixel precision.
+
+        ``uneven`` makes the line's brightness wander along it, as light catches a real scratch.
+        """
         h, w = self.dev.alpha.shape
         layer = np.zeros((h, w), np.float32)
         pts = [np.round(p * 4).astype(np.int32).reshape(-1, 1, 2) for p in paths]
         cv2.polylines(layer, pts, False, 1.0, thick, cv2.LINE_AA, shift=2)
         if thick == 1:
             layer *= 0.8  # a one-pixel anti-aliased line is weaker than its ink
+        if uneven and rng is not None:
+            cell = max(2, round(self.s * rng.uniform(0.5, 2.0)))
+            wander = rng.uniform(0.25, 1.0, (h // cell + 2, w // cell + 2)).astype(np.float32)
+            layer *= cv2.resize(wander, (w, h), interpolation=cv2.INTER_CUBIC)[:h, :w].clip(0.1, 1.0)
         self._apply(layer, amp)
         if kind is not None:
             m = self.masks[kind]
@@ -78,8 +93,10 @@ def _line_amp(rng: np.random.Generator, cv: Canvas, strength: float) -> float:
 
 def draw_scratch(rng: np.random.Generator, cv: Canvas) -> None:
     s = cv.s
-    length = float(np.exp(rng.uniform(np.log(1.5), np.log(40)))) * s
-    deep = rng.random() < 0.3
+    # Mostly short marks, but long sweeping ones (keys, sand in a pocket) are common too.
+    top = 40 if rng.random() < 0.7 else 70
+    length = float(np.exp(rng.uniform(np.log(1.5), np.log(top)))) * s
+    deep = rng.random() < 0.35
     x, y = _random_point(rng, cv.dev.screen)
     ang = rng.uniform(0, np.pi)
     bend = rng.uniform(-0.15, 0.15) * length
@@ -96,22 +113,25 @@ def draw_scratch(rng: np.random.Generator, cv: Canvas) -> None:
             paths.extend([p[: cut[0]], p[cut[1] :]])
         else:
             paths.append(p)
-    strength = rng.uniform(0.3, 0.8) if deep else rng.uniform(0.06, 0.35)
-    thick = max(1, round((rng.uniform(0.1, 0.25) if deep else rng.uniform(0.03, 0.1)) * s))
+    strength = rng.uniform(0.3, 0.85) if deep else rng.uniform(0.06, 0.35)
+    thick = max(1, round((rng.uniform(0.1, 0.3) if deep else rng.uniform(0.03, 0.1)) * s))
     paths = [p for p in paths if len(p) >= 2]
-    cv.add_lines(paths, _line_amp(rng, cv, strength), thick, "scratch")
+    cv.add_lines(paths, _line_amp(rng, cv, strength), thick, "scratch", uneven=rng.random() < 0.5, rng=rng)
     cv.truth.append(DefectTruth("scratch", length / s, deep))
 
 
 def _crack_walk(
     rng: np.random.Generator, start: np.ndarray, ang: float, length: float, step: float, branch_p: float
 ) -> list[np.ndarray]:
+    """Glass breaks in nearly straight runs that turn sharply; a scratch is a smooth arc."""
     paths, stack = [], [(start, ang, length)]
     while stack and len(paths) < 40:
         p, a, left = stack.pop()
         pts = [p]
         while left > 0:
-            a += rng.normal(0, 0.25)
+            a += rng.normal(0, 0.06)
+            if rng.random() < 0.18:
+                a += rng.choice([-1, 1]) * rng.uniform(0.25, 0.9)
             p = p + step * np.array([np.cos(a), np.sin(a)])
             pts.append(p)
             left -= step
@@ -132,7 +152,7 @@ def draw_crack(rng: np.random.Generator, cv: Canvas) -> None:
         start = np.array([[u * w, 2], [w - 2, u * h], [u * w, h - 2], [2, u * h]][edge], float)
         ang = [np.pi / 2, np.pi, -np.pi / 2, 0][edge] + rng.uniform(-0.6, 0.6)
         length = rng.uniform(20, 110) * s
-        paths = _crack_walk(rng, start, ang, length, rng.uniform(1.0, 3.0) * s, 0.05)
+        paths = _crack_walk(rng, start, ang, length, rng.uniform(1.0, 3.0) * s, 0.08)
     else:
         if style == "web":
             c = np.array(_random_point(rng, cv.dev.screen))
@@ -263,7 +283,8 @@ def draw_dirt(rng: np.random.Generator, cv: Canvas) -> None:
         cv._apply(layer, bright * rng.uniform(0.05, 0.14))
         mask[env > 0.3] = 255
     elif kind == "droplet":
-        a, b = rng.uniform(1.5, 7) * s, rng.uniform(1.5, 6) * s
+        big = 2.0 if rng.random() < 0.4 else 1.0
+        a, b = rng.uniform(1.5, 7) * s * big, rng.uniform(1.5, 6) * s * big
         ang = rng.uniform(0, 180)
         c = (round(cx), round(cy))
         body = np.zeros((h, w), np.float32)

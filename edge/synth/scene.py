@@ -90,7 +90,8 @@ def _reflections(rng: np.random.Generator, img: np.ndarray, glass: np.ndarray, a
         yy, xx = np.mgrid[0:h:4, 0:w:4].astype(np.float32)
         t = rng.uniform(0, np.pi)
         d = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t) - rng.normal(0, size * 0.2)
-        band = np.exp(-((d / (size * rng.uniform(0.03, 0.12))) ** 2))
+        # From a broad glow to a narrow soft streak: neither is a scratch, however long.
+        band = np.exp(-((d / (size * np.exp(rng.uniform(np.log(0.008), np.log(0.12))))) ** 2))
         band = cv2.resize(band, (w, h))
         img += (band * glass * rng.uniform(0.01, 0.08))[..., None]
     # Bright, slightly blue rim light along the edges facing the lamp.

@@ -21,7 +21,7 @@ from edge.train.card import write_card
 from edge.train.spec import CANON_H, CANON_W, IGNORE, LABELS, MARGIN, NOMINAL_LENGTH_MM, STRIDE
 
 NAME = "booth-defects"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 # Loss weight per label: defect cells are rare next to clean glass.
 CLASS_WEIGHTS = np.array([1.0, 4.0, 3.0, 6.0, 2.0], np.float32)
 
@@ -39,28 +39,25 @@ def _augment(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> tuple[np
     return np.clip(x.astype(np.float32) * gain + bias, 0, 255), np.ascontiguousarray(y)
 
 
+def _seeds(seed: int, offset: int, count: int) -> list[int]:
+    base = seed * 10 + offset
+    return list(range(base, base + count))
+
+
 def train(args: argparse.Namespace) -> None:
     import keras
 
     from edge.train.data import make_canonicals, make_patches
-    from edge.train.evaluate import TfliteModel, evaluate, pick_thresholds
     from edge.train.export import to_tflite
     from edge.train.model import build, count_macs
 
     t0 = time.time()
     keras.utils.set_random_seed(args.seed)
-    base = args.seed * 10
-    train_seeds = list(range(base, base + args.renders))
-    val_seeds = list(range(base + 1_000_000, base + 1_000_000 + args.val))
-    test_seeds = list(range(base + 2_000_000, base + 2_000_000 + args.test))
     print(f"rendering {args.renders} training photos ...", flush=True)
-    x, y = make_patches(train_seeds, args.patches, args.workers)
+    x, y = make_patches(_seeds(args.seed, 0, args.renders), args.patches, args.workers)
     counts = {LABELS[i]: int((y == i).sum()) for i in range(len(LABELS))}
     print(f"{len(x)} patches in {time.time() - t0:.0f}s; cells per label {counts}", flush=True)
-    representative = [c.crop for c in make_canonicals(list(range(base + 3_000_000, base + 3_000_024)), args.workers)]
-    val = make_canonicals(val_seeds, args.workers)
-    test = make_canonicals(test_seeds, args.workers)
-    print(f"held-out sets ready at {time.time() - t0:.0f}s", flush=True)
+    representative = [c.crop for c in make_canonicals(_seeds(args.seed, 3_000_000, 24), args.workers)]
 
     model = build()
     steps = args.epochs * (len(x) // args.batch)
@@ -79,16 +76,6 @@ def train(args: argparse.Namespace) -> None:
 
     blob, fixed = to_tflite(model, representative)
     print(f"exported {len(blob) / 1e6:.2f} MB at {time.time() - t0:.0f}s", flush=True)
-    tfl = TfliteModel(blob, threads=2)
-    thresholds = pick_thresholds(tfl, val)
-    tfl.invoke_ms.clear()
-    metrics = evaluate(tfl, test, thresholds)
-    latency = float(np.median(tfl.invoke_ms))
-    print(json.dumps({"thresholds": thresholds, "metrics": metrics, "invoke_ms": latency}, indent=1), flush=True)
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{NAME}.tflite").write_bytes(blob)
     meta = {
         "name": NAME,
         "version": VERSION,
@@ -101,7 +88,6 @@ def train(args: argparse.Namespace) -> None:
         "canonical_margin": MARGIN,
         "nominal_device_length_mm": NOMINAL_LENGTH_MM,
         "nominal_px_per_mm": round(CANON_H / (1 + 2 * MARGIN) / NOMINAL_LENGTH_MM, 4),
-        "thresholds": thresholds,
         "sha256": hashlib.sha256(blob).hexdigest(),
         "training": {
             "seed": args.seed,
@@ -113,12 +99,43 @@ def train(args: argparse.Namespace) -> None:
         },
         "macs": count_macs(fixed),
         "parameters": int(fixed.count_params()),
-        "metrics": metrics,
-        "invoke_ms_x86_2_threads": round(latency, 1),
     }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{NAME}.tflite").write_bytes(blob)
+    measure(blob, meta, args, out)
+    print(f"wrote {out} in {time.time() - t0:.0f}s", flush=True)
+
+
+def measure(blob: bytes, meta: dict[str, object], args: argparse.Namespace, out: Path) -> None:
+    """Pick thresholds on the validation renders, measure on the held-out ones, write metadata and card."""
+    from edge.train.data import make_canonicals
+    from edge.train.evaluate import TfliteModel, evaluate, pick_thresholds
+
+    seed = int(meta["training"]["seed"])  # type: ignore[index]
+    val = make_canonicals(_seeds(seed, 1_000_000, args.val), args.workers)
+    test = make_canonicals(_seeds(seed, 2_000_000, args.test), args.workers)
+    tfl = TfliteModel(blob, threads=2)
+    thresholds = pick_thresholds(tfl, val)
+    tfl.invoke_ms.clear()
+    metrics = evaluate(tfl, test, thresholds)
+    latency = float(np.median(tfl.invoke_ms))
+    print(json.dumps({"thresholds": thresholds, "metrics": metrics, "invoke_ms": latency}, indent=1), flush=True)
+    meta = {**meta, "thresholds": thresholds, "metrics": metrics, "invoke_ms_x86_2_threads": round(latency, 1)}
     (out / f"{NAME}.json").write_text(json.dumps(meta, indent=2) + "\n")
     write_card(out / "README.md", meta)
-    print(f"wrote {out} in {time.time() - t0:.0f}s", flush=True)
+
+
+def rethreshold(args: argparse.Namespace) -> None:
+    """Re-pick thresholds and re-measure a trained model, e.g. after the pipeline's rules changed."""
+    out = Path(args.out)
+    blob = (out / f"{NAME}.tflite").read_bytes()
+    meta = json.loads((out / f"{NAME}.json").read_text())
+    if meta.get("sha256") != hashlib.sha256(blob).hexdigest():
+        raise SystemExit(f"{out / NAME}.json does not describe {out / NAME}.tflite (sha256 differs)")
+    meta["training"]["held_out_renders"] = args.test
+    measure(blob, meta, args, out)
+    print(f"re-measured {out}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,7 +149,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=7)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, default=2, help="render processes")
-    train(p.parse_args(argv))
+    p.add_argument(
+        "--rethreshold",
+        action="store_true",
+        help="do not train: re-pick the thresholds and re-measure the model already in --out",
+    )
+    args = p.parse_args(argv)
+    (rethreshold if args.rethreshold else train)(args)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# Sections from this heading on are written by hand (checks outside the run) and kept on rewrite.
+KEPT_HEADING = "## Checks outside the training run"
+
 
 def write_card(path: Path, meta: dict[str, Any]) -> None:
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index(KEPT_HEADING) :] if KEPT_HEADING in old else ""
     rows = "\n".join(
         f"| {c} | {m['precision']} | {m['recall']} | {m['true_defects']} | {m['predicted']} |"
         for c, m in meta["metrics"].items()
@@ -41,16 +46,20 @@ quarter on the outline and corners as hard negatives, a quarter anywhere),
 {t["epochs"]} epochs, {t["seconds"]} s on a 2-core machine. The renders vary phone shape (aspect
 1.9-2.3, corner radius, bezels, notch / punch hole / home button, 1-4 lens camera bumps, logos),
 colour, background (grey felt, dark, light), placement, rotation, scale, lamp reflections,
-lighting gradients, exposure, blur, noise and JPEG quality. Drawn defects: scratches (1.5-40 mm,
-faint to deep, broken, in bundles), cracks (branching, spider webs, shattered corners), chips and
-dents on the outline; dirt that is not damage (fingerprints, oil smudges, droplets with specular
-highlights, round stains). Dust specks are drawn but labelled clean.
+lighting gradients, exposure, blur, noise and JPEG quality. Drawn defects: scratches (1.5-70 mm
+smooth arcs, faint to deep, broken, in bundles, with brightness wandering along them), cracks
+(nearly straight runs with sharp turns and branches, spider webs, shattered corners), chips and
+dents on the outline; dirt that is not damage (fingerprints, oil smudges, droplets up to about
+25 mm across with specular highlights, round stains). Dust specks and lamp streaks (from broad
+glows to narrow soft lines) are drawn but labelled clean.
 
 ## Held-out results
 {meta["training"]["held_out_renders"]} renders with seeds the training never used, through the
-int8 model, thresholds {meta["thresholds"]} (picked on a separate validation set). A true defect is
-found when a predicted blob of its class touches it; a predicted blob is correct when it touches a
-true defect of its class.
+int8 model, thresholds {meta["thresholds"]} (picked on a separate validation set). Scratch and
+crack are both lines in the glass: each is tested on their summed probability and every connected
+line takes the kind with more probability on it, as the pipeline does. A true defect is found when
+a predicted blob of its class touches it; a predicted blob is correct when it touches a true
+defect of its class.
 
 | class | precision | recall | true defects | predicted blobs |
 |---|---|---|---|---|
@@ -59,10 +68,14 @@ true defect of its class.
 ## Limits (read before trusting a grade)
 - Trained on synthetic pictures only. Real glass, real lamps and real damage differ; these
   figures say how well the model learned the renderer, not how well it grades real phones.
-- Thresholds favour precision (a false defect costs the customer a grade): about a third of the
-  rendered scratches, half the chips and half the dirt are missed; faint, short scratches most.
-- Long bright scratches on real black glass can score as "crack" below its threshold and be
-  missed; an oil drop's bright rim can look like a crack; both need real training photos.
+- Thresholds favour precision (a false defect costs the customer a grade, F0.5): about two
+  thirds of the rendered scratches (faint, short ones most), three quarters of the chips and most
+  of the dirt are missed.
+- Scratch versus crack on real glass leans on the pipeline's rules as much as on the model: a
+  single smooth hairline crack in the middle of the glass is reported as a scratch, and a crack
+  under an oil film as dirt (clean and retake first). Both need real training photos to fix.
+- The model is not symmetric: a phone turned end for end can get a different answer (see the
+  checks below); the locator fixes the orientation per camera, so a booth sees one of the two.
 - One face from above: deep vs light scratches are told apart by measured width in the pipeline,
   not by depth (fingernail catch), which one photo cannot show.
 - The same seed gives the same training photos; TensorFlow on several threads is not bit-exact,
@@ -73,5 +86,7 @@ Collect a few hundred photos per face from the booth's own cameras and lights, w
 outlined (per-pixel masks or boxes per class), and fine-tune from this model with the real images
 mixed into the synthetic stream; re-pick the thresholds on a held-out set of real photos; then
 replace both files here (the metadata's sha256 must match or the booth refuses to start).
-Reproduce this file with `edge-grader-train --out models` (extra `train`).
-""")
+Reproduce this file with `edge-grader-train --out models` (extra `train`); after a change to the
+pipeline's rules, `edge-grader-train --out models --rethreshold` re-picks the thresholds and
+re-measures the committed model without training.
+""" + ("\n" + kept if kept else ""))
