@@ -29,28 +29,15 @@ def classify_cells(probs: np.ndarray, thresholds: Sequence[float]) -> np.ndarray
     """Label per cell: the most likely defect class over its threshold, else 0 (none).
 
     Scratches and cracks are both lines in the glass and the model often splits one line's
-    evidence between them, so each is tested on their summed probability.
+    evidence between them, so each is tested on their summed probability; which kind a whole line
+    is, ``find_blobs`` decides.
     """
     defect = probs[..., 1:]
     evidence = defect.copy()
     evidence[..., _SCRATCH] = evidence[..., _CRACK] = defect[..., _SCRATCH] + defect[..., _CRACK]
     passing = evidence >= np.asarray(thresholds, np.float32)
     best = np.argmax(np.where(passing, defect, -1.0), axis=-1) + 1
-    return resolve_lines(np.where(passing.any(axis=-1), best, 0).astype(np.uint8), probs)
-
-
-def resolve_lines(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Give every connected line (scratch or crack cells) one kind: the one with more probability on it."""
-    s, c = _SCRATCH + 1, _CRACK + 1
-    line = (labels == s) | (labels == c)
-    if not line.any():
-        return labels
-    n, groups = cv2.connectedComponents(line.astype(np.uint8), connectivity=8)
-    out = labels.copy()
-    for g in range(1, n):
-        cells = groups == g
-        out[cells] = c if probs[..., c][cells].sum() > probs[..., s][cells].sum() else s
-    return out
+    return np.where(passing.any(axis=-1), best, 0).astype(np.uint8)
 
 
 def place_name(u: float, v: float) -> str:
@@ -189,6 +176,7 @@ class Blob:
     kind: str
     cells: np.ndarray  # bool grid
     size: _Size
+    confidence: float  # the highest probability of the evidence that found it (scratch + crack for a line)
 
 
 def find_blobs(
@@ -217,6 +205,8 @@ def find_blobs(
             if not cells.any():
                 continue
             kind = fixed or ("crack" if probs[..., 2][cells].sum() > probs[..., 1][cells].sum() else "scratch")
+            evidence = probs[..., 1] + probs[..., 2] if fixed is None else probs[..., KINDS.index(kind) + 1]
+            confidence = float(evidence[cells].max())
             if kind == "chip" and _edge_distance_mm(cells, geom) > cfg.chip_max_edge_distance_mm:
                 continue  # chips and dents are on the outline; inside it is a screen corner or a camera ring
             if kind in ("scratch", "crack") and dirt_zone[cells].mean() >= 0.5:
@@ -236,7 +226,7 @@ def find_blobs(
                 # One smooth unbranched curve that stops short of the outline is how a scratch
                 # looks; glass breaks in straight runs with sharp turns, and usually from an edge.
                 kind = "scratch"
-            out.append(Blob(kind, cells, size))
+            out.append(Blob(kind, cells, size, min(1.0, confidence)))
     return out
 
 
@@ -260,7 +250,6 @@ def find_defects(
     s = geom.stride
     out: list[Defect] = []
     for b in find_blobs(probs, thresholds, crop, geom, cfg):
-        k = KINDS.index(b.kind) + 1
         ys, xs = np.nonzero(b.cells)
         box = (xs.min() * s / w, ys.min() * s / h, (xs.max() + 1) * s / w, (ys.max() + 1) * s / h)
         u, v = device_fraction(float(xs.mean() + 0.5) * s, float(ys.mean() + 0.5) * s, (w, h), geom.margin)
@@ -277,7 +266,7 @@ def find_defects(
                 width_mm=round(b.size.width, 2),
                 area_mm2=round(b.size.area, 1),
                 place=place_name(u, v),
-                confidence=round(float(probs[..., k][b.cells].max()), 3),
+                confidence=round(b.confidence, 3),
                 box=tuple(round(float(v), 4) for v in box),  # type: ignore[arg-type]
                 image_index=image_index,
             )
