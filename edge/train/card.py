@@ -57,9 +57,11 @@ glows to narrow soft lines) are drawn but labelled clean.
 {meta["training"]["held_out_renders"]} renders with seeds the training never used, through the
 int8 model, thresholds {meta["thresholds"]} (picked on a separate validation set). Scratch and
 crack are both lines in the glass: each is tested on their summed probability and every connected
-line takes the kind with more probability on it, as the pipeline does. A true defect is found when
-a predicted blob of its class touches it; a predicted blob is correct when it touches a true
-defect of its class.
+line takes the kind with more probability on it. Predictions go through the pipeline's own rules
+(`edge/grade/detect.py`: strokes in the pixels, smooth inner lines are scratches, lines on dirt
+are dirt, chips at the outline), so these figures are for what the booth reports. A true defect is
+found when a predicted blob of its class touches it; a predicted blob is correct when it touches a
+true defect of its class.
 
 | class | precision | recall | true defects | predicted blobs |
 |---|---|---|---|---|
