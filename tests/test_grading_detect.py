@@ -111,3 +111,19 @@ def test_chip_is_kept_on_the_outline_and_ignored_inside() -> None:
     inside = find_defects(grid({(40, 12): {"chip": 0.9}}), THRESHOLDS, crop, GEOM, CFG, 0)
     assert [d.kind for d in edge] == ["chip"]
     assert inside == []
+
+
+def test_width_is_measured_at_half_the_peak_so_a_glow_does_not_make_a_scratch_deep() -> None:
+    # A bright 2 px core inside a faint 9 px glow (blur, JPEG ringing): 0.2 mm wide, not 0.9 mm.
+    crop = np.full((1536, 768, 3), 20, np.uint8)
+    x = 20 * 16 + 8
+    cv2.line(crop, (x, 30 * 16), (x, 60 * 16), (50, 50, 50), 9)
+    cv2.line(crop, (x, 30 * 16), (x, 60 * 16), (230, 230, 230), 2)
+    cells = {(r, 20): {"scratch": 0.95} for r in range(30, 60)}
+    defects = find_defects(grid(cells), THRESHOLDS, crop, GEOM, CFG, 0)
+    assert [(d.kind, d.severity) for d in defects] == [("scratch", "light")]
+    assert defects[0].width_mm < 0.35
+    # The same line at full strength across its width is deep.
+    wide = np.full((1536, 768, 3), 20, np.uint8)
+    cv2.line(wide, (x, 30 * 16), (x, 60 * 16), (230, 230, 230), 3)  # about 5 px: 0.5 mm
+    assert [d.severity for d in find_defects(grid(cells), THRESHOLDS, wide, GEOM, CFG, 0)] == ["deep"]

@@ -70,7 +70,9 @@ class GradingConfig(BaseModel):
     min_scratch_mm: float = Field(default=1.0, ge=0, description="shorter marks are specks, not scratches")
     min_dirt_area_mm2: float = Field(default=0.5, ge=0, description="dirt smaller than this is ignored")
     deep_scratch_width_mm: float = Field(
-        default=0.35, gt=0, description="a scratch at least this wide counts as deep (catches a nail)"
+        default=0.35,
+        gt=0,
+        description="a scratch at least this wide (at half its peak contrast) counts as deep (catches a nail)",
     )
     chip_max_edge_distance_mm: float = Field(
         default=4.0, ge=0, description="a chip or dent is on the outline: further inside, it is ignored"

@@ -152,7 +152,11 @@ def _measure(gray: np.ndarray, cells: np.ndarray, geom: Geometry) -> _Size:
     (_, _), (rw, rh), _ = cv2.minAreaRect(pts)
     length = max(rw, rh, geom.mm_x)
     area = len(px) * geom.mm_x * geom.mm_y
-    width = min(length, max(geom.mm_x, area / length))
+    # Width at half the stroke's peak contrast: blur and JPEG ringing widen the faint skirt of a
+    # bright line, not its core.
+    level = contrast[py, px]
+    core = int((level >= 0.5 * float(np.percentile(level, 90))).sum())
+    width = min(length, max(geom.mm_x, core * geom.mm_x * geom.mm_y / length))
     smooth = line and smooth_curve(pts, _SMOOTH_TOLERANCE_MM)
     return _Size(float(length), float(width), float(area), int(mask.sum()), line, smooth)
 

@@ -78,7 +78,8 @@ true defect of its class.
   under an oil film as dirt (clean and retake first). Both need real training photos to fix.
 - The model is not symmetric: a phone turned end for end can get a different answer (see the
   checks below); the locator fixes the orientation per camera, so a booth sees one of the two.
-- One face from above: deep vs light scratches are told apart by measured width in the pipeline,
+- One face from above: deep vs light scratches are told apart by measured width in the pipeline
+  (the width at half the line's peak contrast),
   not by depth (fingernail catch), which one photo cannot show.
 - The same seed gives the same training photos; TensorFlow on several threads is not bit-exact,
   so a rerun gives a slightly different file (and sha256) with similar figures.
