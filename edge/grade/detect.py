@@ -193,13 +193,13 @@ def find_blobs(
     # Fragments of one broken scratch or crack closer than merge_distance are one defect.
     reach = max(1, round(cfg.merge_distance_mm / cell_mm))
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
-    dirty = (labels == KINDS.index("dirt") + 1) | (probs[..., KINDS.index("dirt") + 1] >= cfg.dirt_zone_probability)
+    scratch, crack, chip, dirt = (KINDS.index(k) + 1 for k in ("scratch", "crack", "chip", "dirt"))
+    dirty = (labels == dirt) | (probs[..., dirt] >= cfg.dirt_zone_probability)
     dirt_zone = cv2.dilate(dirty.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     out: list[Blob] = []
     # A scratch and a crack fragment of one line are one defect; which kind it is, the line's
     # summed probabilities decide.
-    groups_of = {"line": ((1, 2), None), "chip": ((3,), "chip"), "dirt": ((4,), "dirt")}
-    for members, fixed in groups_of.values():
+    for members, fixed in (((scratch, crack), None), ((chip,), "chip"), ((dirt,), "dirt")):
         mask = np.isin(labels, members).astype(np.uint8)
         if not mask.any():
             continue
@@ -208,8 +208,9 @@ def find_blobs(
             cells = (groups == g) & (mask > 0)
             if not cells.any():
                 continue
-            kind = fixed or ("crack" if probs[..., 2][cells].sum() > probs[..., 1][cells].sum() else "scratch")
-            evidence = probs[..., 1] + probs[..., 2] if fixed is None else probs[..., KINDS.index(kind) + 1]
+            cracked = probs[..., crack][cells].sum() > probs[..., scratch][cells].sum()
+            kind = fixed or ("crack" if cracked else "scratch")
+            evidence = probs[..., scratch] + probs[..., crack] if fixed is None else probs[..., members[0]]
             confidence = float(evidence[cells].max())
             if kind == "chip" and _edge_distance_mm(cells, geom) > cfg.chip_max_edge_distance_mm:
                 continue  # chips and dents are on the outline; inside it is a screen corner or a camera ring
