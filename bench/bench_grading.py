@@ -106,8 +106,10 @@ def _summary(res: SessionGrade) -> str:
 
 
 def folder(grader: Grader, root: Path, variants: bool) -> None:
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and sniff(p.read_bytes()[:16])):
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
         data = path.read_bytes()
+        if sniff(data) is None:
+            continue  # a README or other non-image beside the photos
         res = grader.grade([("front", data)])
         a = res.analysis["front"]
         print(

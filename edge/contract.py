@@ -8,13 +8,19 @@ and type.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SECTION_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 SCORE_MIN = 0
 SCORE_MAX = 100
+
+DefectKind = Literal["scratch", "crack", "chip", "dirt"]
+# The model's defect labels, the renderer's classes and the grading rules all use this order.
+DEFECT_KINDS: tuple[DefectKind, ...] = get_args(DefectKind)
+Grade = Literal["A", "B", "C", "D", "E"]
+GRADES: tuple[Grade, ...] = get_args(Grade)
 
 
 class ContractModel(BaseModel):
@@ -89,7 +95,7 @@ class ProcessResponse(ContractModel):
 class Defect(BaseModel):
     """One defect the booth found, in the canonical (upright) view of a section."""
 
-    kind: Literal["scratch", "crack", "chip", "dirt"]
+    kind: DefectKind
     severity: Literal["light", "deep", "n/a"] = "n/a"
     length_mm: float = Field(ge=0)
     width_mm: float = Field(ge=0)
@@ -125,7 +131,7 @@ class BoothProcessResponse(ProcessResponse):
 
     analysis: dict[str, BoothSectionAnalysis]  # type: ignore[assignment]
     status: Literal["graded", "retake", "failed"]
-    grade: Literal["A", "B", "C", "D", "E"] | None
+    grade: Grade | None
     reason: str | None = None
     model: ModelInfo
     timings_ms: dict[str, float]

@@ -14,6 +14,15 @@ JPEG_SOI = b"\xff\xd8\xff"
 JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Markers that stand alone, without a length field.
 JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+# The accepted formats: file extensions (the first is the one the booth writes) and media types.
+EXTENSIONS: dict[str, tuple[str, ...]] = {"jpeg": (".jpg", ".jpeg"), "png": (".png",)}
+MEDIA_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+def media_type(name: str) -> str | None:
+    """The media type of an accepted image by its file name; the booth names stored files by content."""
+    suffix = name[name.rfind(".") :].lower() if "." in name else ""
+    return next((MEDIA_TYPES[fmt] for fmt, exts in EXTENSIONS.items() if suffix in exts), None)
 
 
 def sniff(data: bytes) -> str | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -15,42 +14,22 @@ import numpy as np
 from edge.api.server import ApiServer
 from edge.config.load import load_config
 from edge.config.root import AppConfig
-from edge.daemon.errors import TriggerRefusedError
-from edge.daemon.status import StatusBoard
-from edge.events import EventBus
-from edge.spool.db import Database
-from edge.spool.sessions import SessionRecord, SessionStore
+from edge.daemon.booth import Booth
 from tests.booth_support import free_port, write_config
 
 API_KEY = "test-key"
 
 
-class StoppedBooth:
-    """The booth's real spool, events and status board, with its session worker stopped.
+def stopped_booth(config: AppConfig) -> Booth:
+    """The real booth, stopped before its session worker ever ran, as while it shuts down.
 
     Everything the API checks before it hands work to the booth (keys, IMEIs, sections, files,
     URLs, paths, body sizes) runs for real against it; a request that gets through to the booth is
-    refused as by a booth that is shutting down.
+    refused by the booth itself, as stopping.
     """
-
-    def __init__(self, config: AppConfig) -> None:
-        self.config = config
-        self.db = Database(config.booth.state_dir / "spool.db")
-        self.store = SessionStore(self.db, config.booth.state_dir / "images")
-        self.events = EventBus(config.booth.id)
-        self.status = StatusBoard()
-        self.status.set("activity", "stopping")
-
-    def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord:
-        raise TriggerRefusedError("stopping", "Booth is stopping: try again in a minute")
-
-    def process_uploads(
-        self, imei: str, uploads: Sequence[tuple[str, str, str]], source: str = "api"
-    ) -> dict[str, Any]:
-        raise TriggerRefusedError("stopping", "Booth is stopping: try again in a minute")
-
-    def image_url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.config.api.port}/api/images/{quote(path)}"
+    booth = Booth(config)
+    booth.stop()
+    return booth
 
 
 def booth_config(folder: Path, images: Path, extra_api: str = "") -> AppConfig:

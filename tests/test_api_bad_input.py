@@ -4,21 +4,23 @@ status, and nothing lost (no upload row, no file, earlier uploads intact)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from edge.daemon.booth import Booth
 from tests.api_support import (
     API_KEY,
-    StoppedBooth,
     booth_config,
     files_under,
     live_api,
     phone_jpeg,
     phone_png,
     raw_http,
+    stopped_booth,
 )
 from tests.booth_support import VALID_IMEI
 
@@ -26,7 +28,7 @@ TIMEOUT = httpx.Timeout(60.0)
 
 
 class Live:
-    def __init__(self, base: str, booth: StoppedBooth) -> None:
+    def __init__(self, base: str, booth: Booth) -> None:
         self.base = base
         self.booth = booth
         self.port = int(base.rsplit(":", 1)[1])
@@ -56,12 +58,12 @@ class Live:
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
     config = booth_config(tmp_path / "booth", tmp_path / "replay", extra_api="max_upload_mb = 1")
-    booth = StoppedBooth(config)
+    booth = stopped_booth(config)
     with live_api(booth) as base:
         client = Live(base, booth)
         yield client
         client.http.close()
-    booth.db.close()
+    booth.close()
 
 
 def assert_error(response: httpx.Response, status: int, *fragments: str) -> str:
@@ -154,7 +156,17 @@ def test_missing_image_part_is_a_422_in_the_error_form(live: Live) -> None:
     assert_error(response, 422, "image is required")
 
 
+def outside_images(live: Live) -> set[Path]:
+    """Files under the test's folder that are neither stored images nor the spool database."""
+    root = live.images_root.parent.parent
+    return {
+        p for p in root.rglob("*")
+        if p.is_file() and live.images_root not in p.parents and not p.name.startswith("spool.db")
+    }  # fmt: skip
+
+
 def test_upload_file_name_is_reduced_to_a_safe_name(live: Live) -> None:
+    before = outside_images(live)
     for name, expected in [
         ("../../../etc/passwd", "passwd.jpg"),
         ("..\\..\\windows\\evil.jpg", "evil.jpg"),
@@ -170,11 +182,7 @@ def test_upload_file_name_is_reduced_to_a_safe_name(live: Live) -> None:
         assert path.split("/")[2].partition("_")[2] == expected, name
         assert (live.images_root / path).is_file()
     # Nothing was written outside the images folder.
-    assert not any(
-        p.name == "passwd.jpg"
-        for p in live.images_root.parent.parent.rglob("passwd.jpg")
-        if live.images_root not in p.parents
-    )
+    assert outside_images(live) == before
 
 
 def test_oversize_upload_is_refused_with_413_by_content_length_and_while_streaming(
@@ -248,6 +256,15 @@ def test_process_refuses_bad_imei_section_and_mismatches(live: Live, first_uploa
         400,
         "different imei",
     )
+
+
+def test_an_upload_removed_by_retention_is_410_gone_not_unknown(live: Live, first_upload: dict) -> None:
+    ttl_s = live.booth.config.storage.upload_ttl_h * 3600
+    live.booth.retention.sweep(now=time.time() + ttl_s + 60)
+    assert not (live.images_root / first_upload["path"]).exists()
+    response = live.http.post("/api/process", json=process_body([(first_upload["url"], "front")]))
+    assert_error(response, 410, "removed by retention")
+    assert live.http.get(first_upload["url"]).status_code == 404
 
 
 def test_process_with_good_input_reaches_the_booth_and_its_refusal_is_mapped(live: Live, first_upload: dict) -> None:
@@ -337,7 +354,10 @@ def test_healthz_and_metrics_report_the_booth(live: Live, first_upload: dict) ->
     body = health.json()
     assert body["status"] == "ok" and body["booth_id"] == "test-booth"
     assert set(body["components"]) == {"cameras", "model", "broker", "cloud", "disk_free_mb", "activity"}
-    assert body["components"]["activity"] == "stopping"
+    components = body["components"]
+    assert components["activity"] == "stopping"
+    assert components["model"]["name"] == "booth-defects" and len(components["model"]["sha256"]) == 64
+    assert components["disk_free_mb"] > 0 and set(components["cameras"]) == {"cam"}
     live.booth.status.probe("mqtt_outbox_depth", lambda: 7)
     metrics = live.http.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")

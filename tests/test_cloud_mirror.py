@@ -56,6 +56,7 @@ def test_session_made_offline_is_mirrored_when_the_cloud_comes_up(harness: Mirro
     ids = [harness.session(imei(n)).id for n in range(2)]
     wait_for(lambda: harness.cloud_status()["reachability"] == "unreachable", TIMEOUT)
     assert harness.cloud_status()["outbox_depth"] == 2
+    assert harness.status.snapshot()["cloud_outbox_depth"] == 2  # what /metrics reads
     assert all(harness.cloud(sid) is None for sid in ids)
 
     sim.start_listening()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge.config.model import GradingConfig
-from edge.grade.detect import KINDS, Geometry, classify_cells, find_defects
+from edge.grade.detect import DEFECT_KINDS, Geometry, classify_cells, find_defects
 
 CFG = GradingConfig()
 GRID = (96, 48)  # rows, columns of 16 px cells over a 768x1536 crop
@@ -21,7 +21,7 @@ def grid(cells: dict[tuple[int, int], dict[str, float]]) -> np.ndarray:
     probs[..., 0] = 1.0
     for (r, c), kinds in cells.items():
         for kind, p in kinds.items():
-            probs[r, c, KINDS.index(kind) + 1] = p
+            probs[r, c, DEFECT_KINDS.index(kind) + 1] = p
         probs[r, c, 0] = 1.0 - sum(kinds.values())
     return probs
 
@@ -37,7 +37,7 @@ def test_split_line_evidence_passes_on_its_sum() -> None:
     # Neither kind alone reaches 0.9, but the cell is a line with 0.95 certainty.
     probs = grid({(10, 10): {"scratch": 0.5, "crack": 0.45}})
     labels = classify_cells(probs, THRESHOLDS)
-    assert labels[10, 10] == KINDS.index("scratch") + 1
+    assert labels[10, 10] == DEFECT_KINDS.index("scratch") + 1
     assert int((labels > 0).sum()) == 1
 
 

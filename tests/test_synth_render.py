@@ -7,7 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.synth import CLASSES, render_scene
+from edge.contract import DEFECT_KINDS
+from edge.synth import render_scene
 from edge.synth.demo_images import PLAN, write_demo_images
 
 
@@ -33,7 +34,7 @@ def test_masks_follow_the_requested_defects() -> None:
 
 def test_clean_render_has_no_labels_and_a_sane_scale() -> None:
     r = render_scene(np.random.default_rng(3), 1280, 720, defects={}, fill=0.85)
-    assert all(not r.masks[c].any() for c in CLASSES)
+    assert all(not r.masks[c].any() for c in DEFECT_KINDS)
     long_px = np.linalg.norm(r.quad[3] - r.quad[0])
     assert 130 < long_px * r.mm_per_px < 170  # a phone's length in mm
 

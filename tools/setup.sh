@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the booth and its tests need on Debian / Raspberry Pi OS, idempotently:
-# Debian packages (mosquitto, systemd's analyzer, curl, python venv), the .venv with the package
-# and its dev tools, and the demo photos. Sourced by tools/demo.sh and tools/test.sh.
+# Debian packages (mosquitto, systemd's analyzer, curl, openssl, python venv), the .venv with the package
+# and its dev tools, and the demo photos. Run by tools/demo.sh and tools/test.sh.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -22,14 +22,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edge.api.errors import ApiError, error_response, error_responses, install_error_handlers
 from edge.api.metrics import ApiMetrics
 from edge.api.models import Health, SessionImage, SessionPage, SessionView, TriggerRequest, TriggerResponse
-from edge.api.uploads import MEDIA_TYPES, ImageRejected, UploadStore, check_image, sanitize_filename
+from edge.api.uploads import ImageRejected, UploadStore, check_image, sanitize_filename
 from edge.config.root import AppConfig
 from edge.contract import BoothProcessResponse, ProcessRequest, UploadResponse
 from edge.daemon.errors import SessionFailedError, TriggerRefusedError
 from edge.daemon.status import StatusBoard
 from edge.events import EventBus
-from edge.imei import InvalidImeiError, mask_imei, validate_imei
+from edge.imageinfo import media_type
+from edge.imei import InvalidImeiError, mask_imei
 from edge.spool.db import Database
+from edge.spool.retention import Retention
 from edge.spool.sessions import SAFE_NAME, SessionRecord, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -39,16 +41,15 @@ KEY_NOT_FOUND = "Invalid request: key not found"
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_URL_SHOWN = 120
 SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-REFUSAL_STATUS = {"invalid_imei": 400, "no_imei": 400, "busy": 409, "stopping": 503, "disk_low": 507}
-# Where /healthz finds each component in the StatusBoard: the first key present wins.
-HEALTH_KEYS: dict[str, tuple[str, ...]] = {
-    "cameras": ("cameras",),
-    "model": ("model",),
-    "broker": ("mqtt_connected", "broker"),
-    "cloud": ("cloud_reachable", "cloud"),
-    "disk_free_mb": ("disk_free_mb",),
-    "activity": ("activity",),
+REFUSAL_STATUS = {"invalid_imei": 400, "busy": 409, "stopping": 503, "disk_low": 507}
+# /healthz component -> the StatusBoard key it shows.
+HEALTH_KEYS = {
+    "cameras": "cameras",
+    "model": "model",
+    "broker": "mqtt_connected",
+    "cloud": "cloud",
+    "disk_free_mb": "disk_free_mb",
+    "activity": "activity",
 }
 
 
@@ -60,6 +61,9 @@ class BoothApi(Protocol):
     store: SessionStore
     events: EventBus
     status: StatusBoard
+    retention: Retention
+
+    def check_imei(self, imei: object) -> str: ...
 
     def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord: ...
 
@@ -158,10 +162,8 @@ def create_app(booth: BoothApi) -> FastAPI:
     max_pixels = int(api.max_upload_megapixels * 1_000_000)
     max_json = api.max_json_kb * 1024
     uploads = UploadStore(booth.db, booth.store.images_root)
-    retention = getattr(booth, "retention", None)
-    if retention is not None:
-        ttl_s = booth.config.storage.upload_ttl_h * 3600
-        retention.add_sweeper(lambda now: uploads.expire(now - ttl_s))
+    ttl_s = config.storage.upload_ttl_h * 3600
+    booth.retention.add_sweeper(lambda now: uploads.expire(now - ttl_s))
     metrics = ApiMetrics(booth.store, booth.status)
     images_root = booth.store.images_root.resolve()
 
@@ -194,8 +196,6 @@ def create_app(booth: BoothApi) -> FastAPI:
             raise ApiError(400, f"Invalid request: section must be one of {', '.join(sections)}")
         return section
 
-    luhn = booth.config.booth.imei_check == "luhn"
-
     def authorised_imei(key: str, imei: str) -> str:
         """The key first: a caller without one learns nothing about the IMEI rules."""
         if not key_ok(key):
@@ -204,7 +204,7 @@ def create_app(booth: BoothApi) -> FastAPI:
 
     def checked_imei(imei: str) -> str:
         try:
-            return validate_imei(imei, luhn=luhn)
+            return booth.check_imei(imei)
         except InvalidImeiError as exc:
             raise ApiError(400, str(exc)) from None
 
@@ -233,7 +233,7 @@ def create_app(booth: BoothApi) -> FastAPI:
             raise ApiError(exc.status, str(exc)) from None
         name = sanitize_filename(image.filename, kind)
         # The URL must be the one the booth's own answers use, so /api/process finds it again.
-        stored = uploads.save(data, section, device, name, MEDIA_TYPES[kind], booth.image_url)
+        stored = uploads.save(data, section, device, name, booth.image_url)
         metrics.uploads.inc()
         metrics.upload_bytes.inc(stored.size)
         logger.info(
@@ -269,7 +269,7 @@ def create_app(booth: BoothApi) -> FastAPI:
                 )
             if stored.imei is not None and stored.imei != imei:
                 raise ApiError(400, f"Invalid request: images[{index}] was uploaded for a different imei")
-            if not (booth.store.images_root / stored.path).is_file():
+            if stored.expired_at is not None or not (booth.store.images_root / stored.path).is_file():
                 raise ApiError(410, f"Image no longer stored: images[{index}] was removed by retention")
             resolved.append((section, stored.path, stored.sha256))
         started = time.monotonic()
@@ -278,7 +278,6 @@ def create_app(booth: BoothApi) -> FastAPI:
         except TriggerRefusedError as exc:
             raise ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message) from None
         except SessionFailedError as exc:
-            uploads.mark_processed([path for _section, path, _sha in resolved], exc.session_id)
             raise ApiError(500, f"Grading failed: {exc.reason}") from None
         metrics.process.observe(time.monotonic() - started)
         try:
@@ -288,7 +287,6 @@ def create_app(booth: BoothApi) -> FastAPI:
                 "session %s: the booth's answer does not fit the contract", result.get("sessionId")
             )
             raise ApiError(500, "Internal error: the booth's answer does not fit the contract") from None
-        uploads.mark_processed([path for _section, path, _sha in resolved], response.sessionId)
         return response
 
     # -- the booth's endpoints -------------------------------------------------------------------
@@ -384,24 +382,21 @@ def create_app(booth: BoothApi) -> FastAPI:
     )
     def get_image(path: str) -> FileResponse:
         parts = path.split("/")
-        if not all(SAFE_NAME.fullmatch(part) for part in parts) or ".." in parts:
+        if not all(SAFE_NAME.fullmatch(part) for part in parts):
             raise ApiError(400, "Invalid request: image path must be <imei>/<section>/<file>")
         # Only files the booth recorded are served: a client path never reaches the disk unchecked.
         if uploads.by_path(path) is None and booth.store.image_by_path(path) is None:
             raise ApiError(404, "Image not found")
         target = (images_root / path).resolve()
-        media_type = IMAGE_SUFFIXES.get(target.suffix.lower())
-        if not target.is_relative_to(images_root) or not target.is_file() or media_type is None:
+        kind = media_type(target.name)
+        if not target.is_relative_to(images_root) or not target.is_file() or kind is None:
             raise ApiError(404, "Image not found")
-        return FileResponse(target, media_type=media_type)
+        return FileResponse(target, media_type=kind)
 
     @app.get("/healthz", response_model=Health, summary="Liveness and the state of each part", tags=["booth"])
     def healthz() -> Health:
         snapshot = booth.status.snapshot()
-        components = {
-            name: next((snapshot[key] for key in candidates if key in snapshot), None)
-            for name, candidates in HEALTH_KEYS.items()
-        }
+        components = {name: snapshot.get(key) for name, key in HEALTH_KEYS.items()}
         return Health(booth_id=config.booth.id, components=components)
 
     @app.get(
@@ -416,6 +411,4 @@ def create_app(booth: BoothApi) -> FastAPI:
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.state.uploads = uploads
-    app.state.metrics = metrics
     return app

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -14,8 +11,6 @@ from prometheus_client.registry import Collector
 
 from edge.daemon.status import StatusBoard
 from edge.spool.sessions import SessionRecord, SessionStore
-
-logger = logging.getLogger(__name__)
 
 # StatusBoard keys ending in this are outbox depths (mqtt_outbox_depth, cloud_outbox_depth, ...).
 OUTBOX_SUFFIX = "_outbox_depth"
@@ -26,10 +21,9 @@ LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 6
 class _StateCollector(Collector):
     """Values read at scrape time: stored sessions by status, outbox depths, disk free."""
 
-    def __init__(self, store: SessionStore, status: StatusBoard, disk_path: Path) -> None:
+    def __init__(self, store: SessionStore, status: StatusBoard) -> None:
         self._store = store
         self._status = status
-        self._disk_path = disk_path
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         stored = GaugeMetricFamily(
@@ -42,23 +36,16 @@ class _StateCollector(Collector):
         depths = GaugeMetricFamily(
             "edge_grader_outbox_depth", "Results waiting in an outbox", labels=["outbox"]
         )
-        for key, value in sorted(self._snapshot().items()):
-            if key.endswith(OUTBOX_SUFFIX) and isinstance(value, int | float):
+        # Only the outbox probes run: the sessions and disk figures are read here, once.
+        for key, value in sorted(self._status.snapshot(only=lambda k: k.endswith(OUTBOX_SUFFIX)).items()):
+            if isinstance(value, int | float):
                 depths.add_metric([key.removesuffix(OUTBOX_SUFFIX)], value)
         yield depths
 
-        usage = shutil.disk_usage(self._disk_path)
+        usage = shutil.disk_usage(self._store.images_root)
         yield GaugeMetricFamily(
             "edge_grader_disk_free_bytes", "Free bytes on the spool's file system", value=usage.free
         )
-
-    def _snapshot(self) -> dict[str, Any]:
-        try:
-            return self._status.snapshot()
-        except Exception:
-            # A broken probe must not take the whole scrape down with it.
-            logger.exception("status snapshot failed during a metrics scrape")
-            return {}
 
 
 class ApiMetrics:
@@ -88,7 +75,7 @@ class ApiMetrics:
         self.upload_bytes = Counter(
             "edge_grader_api_upload_bytes", "Bytes accepted by POST /api/upload", registry=self.registry
         )
-        self.registry.register(_StateCollector(store, status, store.images_root))
+        self.registry.register(_StateCollector(store, status))
         store.add_listener(self._on_finished)
 
     def _on_finished(self, record: SessionRecord) -> None:

@@ -4,7 +4,9 @@ An upload is stored under the spool's images root with the contract's path form
 ``<imei>/<section>/<epoch-ms>_<filename>``. An upload without an IMEI goes under
 ``unassigned/<section>/<epoch-ms>_<filename>``: the contract makes the IMEI optional on upload and
 the process call names it later. The ``uploads`` table is the list of URLs this booth issued; a
-``url`` in /api/process is looked up there and never fetched.
+``url`` in /api/process is looked up there and never fetched. An expired upload's file goes but
+its row stays a while, so a late /api/process hears that the image was removed, not that it was
+never issued.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge.imageinfo import header_size, sniff
+from edge.imageinfo import EXTENSIONS, header_size, sniff
 from edge.spool.db import Database
 from edge.spool.files import atomic_write
 from edge.spool.sessions import SAFE_NAME, image_path
@@ -30,8 +32,8 @@ MAX_FILENAME = 96
 DEFAULT_STEM = "image"
 
 ImageKind = Literal["jpeg", "png"]
-EXTENSIONS: dict[ImageKind, tuple[str, ...]] = {"jpeg": (".jpg", ".jpeg"), "png": (".png",)}
-MEDIA_TYPES: dict[ImageKind, str] = {"jpeg": "image/jpeg", "png": "image/png"}
+# How long an expired upload's URL is still recognised (and answered 410) after its file went.
+EXPIRED_ROW_KEEP_S = 30 * 86400
 
 JPEG_EOI = b"\xff\xd9"
 
@@ -51,6 +53,12 @@ MIGRATIONS = (
     );
     CREATE INDEX uploads_created ON uploads (created_at)
     """,
+    # v2: nothing read media_type (the file name says it) or session_id; expired rows are kept.
+    """
+    ALTER TABLE uploads DROP COLUMN media_type;
+    ALTER TABLE uploads DROP COLUMN session_id;
+    ALTER TABLE uploads ADD COLUMN expired_at REAL
+    """,
 )
 
 
@@ -64,16 +72,14 @@ class ImageRejected(ValueError):
 
 @dataclass(frozen=True)
 class Upload:
-    id: int
     path: str
     url: str
     imei: str | None
     section: str
-    media_type: str
     size: int
     sha256: str
     created_at: float
-    session_id: str | None
+    expired_at: float | None  # when retention removed the file; the row stays for a while
 
 
 def sanitize_filename(name: str | None, kind: ImageKind) -> str:
@@ -154,7 +160,6 @@ class UploadStore:
         section: str,
         imei: str | None,
         filename: str,
-        media_type: str,
         url_for: Callable[[str], str],
     ) -> Upload:
         """Store the file atomically, then its row; ``url_for`` makes the URL of a stored path."""
@@ -166,10 +171,10 @@ class UploadStore:
             now = time.time()
             try:
                 with self.db.transaction() as conn:
-                    cursor = conn.execute(
-                        "INSERT INTO uploads (path, url, imei, section, media_type, size, sha256, created_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (rel, url, imei, section, media_type, len(data), digest, now),
+                    conn.execute(
+                        "INSERT INTO uploads (path, url, imei, section, size, sha256, created_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (rel, url, imei, section, len(data), digest, now),
                     )
             except BaseException:
                 target.unlink(missing_ok=True)
@@ -177,9 +182,7 @@ class UploadStore:
         finally:
             with self._lock:
                 self._reserved.discard(rel)
-        return Upload(
-            int(cursor.lastrowid or 0), rel, url, imei, section, media_type, len(data), digest, now, None
-        )
+        return Upload(rel, url, imei, section, len(data), digest, now, None)
 
     def _reserve(self, imei: str | None, section: str, filename: str) -> str:
         with self._lock:
@@ -201,31 +204,33 @@ class UploadStore:
         return f"{UNASSIGNED_DIR}/{section}/{now_ms}_{filename}"
 
     def by_url(self, url: str) -> Upload | None:
-        row = self.db.connection().execute("SELECT * FROM uploads WHERE url = ?", (url,)).fetchone()
-        return Upload(**dict(row)) if row else None
+        """The upload this booth issued under ``url``, expired or not."""
+        row = self.db.connection().execute(
+            "SELECT path, url, imei, section, size, sha256, created_at, expired_at FROM uploads WHERE url = ?", (url,)
+        ).fetchone()
+        return Upload(*row) if row else None
 
     def by_path(self, rel: str) -> Upload | None:
-        row = self.db.connection().execute("SELECT * FROM uploads WHERE path = ?", (rel,)).fetchone()
-        return Upload(**dict(row)) if row else None
-
-    def mark_processed(self, paths: list[str], session_id: str) -> None:
-        with self.db.transaction() as conn:
-            conn.executemany(
-                "UPDATE uploads SET session_id = ? WHERE path = ?", [(session_id, p) for p in paths]
-            )
+        """The upload stored at ``rel``, expired or not."""
+        row = self.db.connection().execute(
+            "SELECT path, url, imei, section, size, sha256, created_at, expired_at FROM uploads WHERE path = ?", (rel,)
+        ).fetchone()
+        return Upload(*row) if row else None
 
     def expire(self, before: float) -> int:
-        """Forget uploads older than ``before`` and delete their files.
+        """Delete the files of uploads older than ``before``; their rows say so for a while, then go.
 
-        A processed upload's session holds its own hard link, so the session's image stays.
+        The rows are marked first, so a crash between the two steps leaves a row that answers 410
+        for a file still on disk, never a live row without its file. A processed upload's session
+        holds its own hard link, so the session's image stays.
         """
-        conn = self.db.connection()
-        rows = conn.execute("SELECT path FROM uploads WHERE created_at < ?", (before,)).fetchall()
+        now = time.time()
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT path FROM uploads WHERE created_at < ? AND expired_at IS NULL", (before,)
+            ).fetchall()
+            tx.executemany("UPDATE uploads SET expired_at = ? WHERE path = ?", [(now, r["path"]) for r in rows])
+            tx.execute("DELETE FROM uploads WHERE expired_at < ?", (now - EXPIRED_ROW_KEEP_S,))
         for row in rows:
             (self.images_root / row["path"]).unlink(missing_ok=True)
-        with self.db.transaction() as tx:
-            tx.executemany("DELETE FROM uploads WHERE path = ?", [(row["path"],) for row in rows])
         return len(rows)
-
-    def count(self) -> int:
-        return int(self.db.connection().execute("SELECT COUNT(*) FROM uploads").fetchone()[0])

@@ -38,10 +38,11 @@ class StatusBoard:
         with self._lock:
             self._listeners.append(listener)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, only: Callable[[str], bool] | None = None) -> dict[str, Any]:
+        """Every value and probe, or only the keys ``only`` accepts (their probes alone are run)."""
         with self._lock:
-            values = dict(self._values)
-            probes = dict(self._probes)
+            values = {k: v for k, v in self._values.items() if only is None or only(k)}
+            probes = {k: p for k, p in self._probes.items() if only is None or only(k)}
         for key, probe in probes.items():
             try:
                 values[key] = probe()

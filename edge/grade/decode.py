@@ -58,6 +58,4 @@ def decode(data: bytes, section: str, index: int, long_side: int) -> Decoded:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[k])
     if image is None or image.size == 0:
         raise ImageError(section, index, f"the {fmt.upper()} data is corrupt or truncated")
-    if size is None:
-        k = 1
     return Decoded(image, k, fmt)

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 
 from edge.config.model import GradingConfig
-from edge.contract import Defect
+from edge.contract import DEFECT_KINDS, Defect
 
-KINDS = ("scratch", "crack", "chip", "dirt")
-_SCRATCH, _CRACK = KINDS.index("scratch"), KINDS.index("crack")
+# A kind's label in the cell grid, which is also its column in the model's output (0 is none).
+SCRATCH, CRACK, CHIP, DIRT = (DEFECT_KINDS.index(k) + 1 for k in ("scratch", "crack", "chip", "dirt"))
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,10 @@ def classify_cells(probs: np.ndarray, thresholds: Sequence[float]) -> np.ndarray
     evidence between them, so each is tested on their summed probability; which kind a whole line
     is, ``find_blobs`` decides.
     """
-    defect = probs[..., 1:]
-    evidence = defect.copy()
-    evidence[..., _SCRATCH] = evidence[..., _CRACK] = defect[..., _SCRATCH] + defect[..., _CRACK]
-    passing = evidence >= np.asarray(thresholds, np.float32)
-    best = np.argmax(np.where(passing, defect, -1.0), axis=-1) + 1
+    evidence = probs.copy()
+    evidence[..., SCRATCH] = evidence[..., CRACK] = probs[..., SCRATCH] + probs[..., CRACK]
+    passing = evidence[..., 1:] >= np.asarray(thresholds, np.float32)
+    best = np.argmax(np.where(passing, probs[..., 1:], -1.0), axis=-1) + 1
     return np.where(passing.any(axis=-1), best, 0).astype(np.uint8)
 
 
@@ -193,13 +192,12 @@ def find_blobs(
     # Fragments of one broken scratch or crack closer than merge_distance are one defect.
     reach = max(1, round(cfg.merge_distance_mm / cell_mm))
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
-    scratch, crack, chip, dirt = (KINDS.index(k) + 1 for k in ("scratch", "crack", "chip", "dirt"))
-    dirty = (labels == dirt) | (probs[..., dirt] >= cfg.dirt_zone_probability)
+    dirty = (labels == DIRT) | (probs[..., DIRT] >= cfg.dirt_zone_probability)
     dirt_zone = cv2.dilate(dirty.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     out: list[Blob] = []
     # A scratch and a crack fragment of one line are one defect; which kind it is, the line's
     # summed probabilities decide.
-    for members, fixed in (((scratch, crack), None), ((chip,), "chip"), ((dirt,), "dirt")):
+    for members, fixed in (((SCRATCH, CRACK), None), ((CHIP,), "chip"), ((DIRT,), "dirt")):
         mask = np.isin(labels, members).astype(np.uint8)
         if not mask.any():
             continue
@@ -208,9 +206,9 @@ def find_blobs(
             cells = (groups == g) & (mask > 0)
             if not cells.any():
                 continue
-            cracked = probs[..., crack][cells].sum() > probs[..., scratch][cells].sum()
+            cracked = probs[..., CRACK][cells].sum() > probs[..., SCRATCH][cells].sum()
             kind = fixed or ("crack" if cracked else "scratch")
-            evidence = probs[..., scratch] + probs[..., crack] if fixed is None else probs[..., members[0]]
+            evidence = probs[..., SCRATCH] + probs[..., CRACK] if fixed is None else probs[..., members[0]]
             confidence = float(evidence[cells].max())
             if kind == "chip" and _edge_distance_mm(cells, geom) > cfg.chip_max_edge_distance_mm:
                 continue  # chips and dents are on the outline; inside it is a screen corner or a camera ring
@@ -236,10 +234,10 @@ def find_blobs(
 
 
 def blob_labels(blobs: Sequence[Blob], shape: tuple[int, int]) -> np.ndarray:
-    """The grid labelled with the blobs' kinds (KINDS index + 1), for evaluation against the truth."""
+    """The grid labelled with the blobs' kinds (DEFECT_KINDS index + 1), for evaluation against the truth."""
     labels = np.zeros(shape, np.uint8)
     for b in blobs:
-        labels[b.cells] = KINDS.index(b.kind) + 1
+        labels[b.cells] = DEFECT_KINDS.index(b.kind) + 1
     return labels
 
 

@@ -13,15 +13,15 @@ import cv2
 import numpy as np
 
 from edge.config.model import GradingConfig, ModelConfig
-from edge.contract import BoothSectionAnalysis, Defect, ModelInfo
+from edge.contract import BoothSectionAnalysis, Defect, Grade, ModelInfo
 from edge.grade.decode import decode
 from edge.grade.describe import describe
-from edge.grade.detect import KINDS, Geometry, find_defects
+from edge.grade.detect import DEFECT_KINDS, Geometry, find_defects
 from edge.grade.locate import Location, canonical_transform, locate
 from edge.grade.overlay import render_overlay
 from edge.grade.quality import check_device, check_frame
 from edge.grade.runtime import Runtime
-from edge.grade.scale import Grade, device_grade, face_grade
+from edge.grade.scale import device_grade, face_grade
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,9 @@ class Grader:
         self._cfg = grading
         meta = self._runtime.meta
         self._size = meta.canonical_size
-        self._thresholds = [self._runtime.thresholds[k] for k in KINDS]
-        # The model's label order may differ from KINDS; reorder its output once per image.
-        self._order = [0, *(meta.labels.index(k) for k in KINDS)]
+        self._thresholds = [self._runtime.thresholds[k] for k in DEFECT_KINDS]
+        # The model's label order may differ from DEFECT_KINDS; reorder its output once per image.
+        self._order = [0, *(meta.labels.index(k) for k in DEFECT_KINDS)]
         self.info: ModelInfo = self._runtime.info
         self.macs = meta.macs
 
@@ -197,10 +197,10 @@ class Grader:
         w, h = self._size
         candidates = [(d, s.geom) for s in good for d in s.defects if s.geom is not None]
         candidates.sort(key=lambda p: (p[0].severity == "deep", p[0].length_mm, p[0].area_mm2), reverse=True)
-        kept: list[tuple[Defect, Geometry]] = []
+        kept: list[Defect] = []
         for d, g in candidates:
             near = False
-            for k, _ in kept:
+            for k in kept:
                 if k.kind != d.kind:
                     continue
                 gap_x = max(0.0, max(d.box[0], k.box[0]) - min(d.box[2], k.box[2])) * w * g.mm_x
@@ -209,5 +209,5 @@ class Grader:
                     near = True
                     break
             if not near:
-                kept.append((d, g))
-        return [d for d, _ in kept]
+                kept.append(d)
+        return kept

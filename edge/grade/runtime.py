@@ -13,12 +13,9 @@ from typing import Any
 import numpy as np
 
 from edge.config.model import ModelConfig
-from edge.contract import ModelInfo
+from edge.contract import DEFECT_KINDS, ModelInfo
 
 log = logging.getLogger(__name__)
-
-DEFECT_LABELS = ("scratch", "crack", "chip", "dirt")
-
 
 class ModelError(RuntimeError):
     """The model cannot be used: missing, corrupt, or not the one its metadata describes."""
@@ -65,8 +62,8 @@ def load_meta(path: Path) -> ModelMeta:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ModelError(f"model metadata {path} lacks or mistypes a field: {e}") from None
-    if meta.labels[0] != "none" or set(meta.labels[1:]) != set(DEFECT_LABELS):
-        raise ModelError(f"model metadata {path}: labels {list(meta.labels)} are not none + {list(DEFECT_LABELS)}")
+    if meta.labels[0] != "none" or set(meta.labels[1:]) != set(DEFECT_KINDS):
+        raise ModelError(f"model metadata {path}: labels {list(meta.labels)} are not none + {list(DEFECT_KINDS)}")
     if len(meta.input_shape) != 4 or meta.input_shape[0] != 1 or meta.input_shape[3] != 3:
         raise ModelError(f"model metadata {path}: input_shape {list(meta.input_shape)} is not [1, H, W, 3]")
     return meta
@@ -90,8 +87,40 @@ def _interpreter_class(choice: str) -> tuple[type, str]:
     raise ModelError("no TFLite runtime could be imported (" + "; ".join(errors) + ")")
 
 
+class Network:
+    """One interpreter over a model file's bytes: a uint8 BGR crop in, class probabilities out."""
+
+    def __init__(self, blob: bytes, threads: int, runtime: str = "auto", name: str = "model") -> None:
+        cls, self.runtime_name = _interpreter_class(runtime)
+        try:
+            self._interp = cls(model_content=blob, num_threads=threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"{name} cannot be loaded by {self.runtime_name}: {e}") from None
+        self.input = self._interp.get_input_details()[0]
+        self.output = self._interp.get_output_details()[0]
+        scale, zero = self.input["quantization"]
+        # int8 = pixel - 128 lets preprocessing be one XOR instead of float arithmetic.
+        self._fast_input = abs(scale - 1.0) < 1e-6 and zero == -128
+        self._in_q = (float(scale), int(zero))
+        self._out_q = tuple(float(v) for v in self.output["quantization"])
+
+    def run(self, crop: np.ndarray) -> np.ndarray:
+        """Probabilities (grid_h, grid_w, labels) for one uint8 BGR crop of the model's input size."""
+        if self._fast_input:
+            q = np.bitwise_xor(crop, np.uint8(0x80)).view(np.int8)
+        else:
+            scale, zero = self._in_q
+            q = np.clip(np.round(crop / scale + zero), -128, 127).astype(np.int8)
+        self._interp.set_tensor(self.input["index"], q[None])
+        self._interp.invoke()
+        raw = self._interp.get_tensor(self.output["index"])[0]
+        scale, zero = self._out_q
+        return (raw.astype(np.float32) - zero) * scale
+
+
 class Runtime:
-    """One interpreter, verified at start-up; ``run`` maps a uint8 crop to class probabilities."""
+    """The booth's model, verified against its metadata at start-up; ``run`` is its network's."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         path = Path(cfg.path)
@@ -108,48 +137,30 @@ class Runtime:
                 f"model file {path} has sha256 {digest[:12]}..., its metadata says {self.meta.sha256[:12]}...: "
                 "the file is corrupt or does not belong to this metadata"
             )
-        cls, self.runtime_name = _interpreter_class(cfg.runtime)
-        try:
-            self._interp = cls(model_content=blob, num_threads=cfg.threads)
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise ModelError(f"model file {path} cannot be loaded by {self.runtime_name}: {e}") from None
-        self._in = self._interp.get_input_details()[0]
-        self._out = self._interp.get_output_details()[0]
+        self.network = Network(blob, cfg.threads, cfg.runtime, f"model file {path}")
         self._check(path)
         self.thresholds = {**self.meta.thresholds, **{k: float(v) for k, v in cfg.thresholds.items()}}
-        self.info = ModelInfo(name=self.meta.name, version=self.meta.version, sha256=digest, runtime=self.runtime_name)
-        log.info(
-            "model %s %s loaded with %s, %d threads", self.meta.name, self.meta.version, self.runtime_name, cfg.threads
+        self.info = ModelInfo(
+            name=self.meta.name, version=self.meta.version, sha256=digest, runtime=self.network.runtime_name
         )
+        log.info(
+            "model %s %s loaded with %s, %d threads",
+            self.meta.name, self.meta.version, self.network.runtime_name, cfg.threads,
+        )  # fmt: skip
 
     def _check(self, path: Path) -> None:
-        shape = tuple(int(v) for v in self._in["shape"])
+        inp, outp = self.network.input, self.network.output
+        shape = tuple(int(v) for v in inp["shape"])
         if shape != self.meta.input_shape:
             raise ModelError(
                 f"model {path}: input shape {list(shape)} differs from metadata {list(self.meta.input_shape)}"
             )
-        if self._in["dtype"] != np.int8 or self._out["dtype"] != np.int8:
+        if inp["dtype"] != np.int8 or outp["dtype"] != np.int8:
             raise ModelError(f"model {path}: input/output must be int8 (fully quantized)")
-        out = tuple(int(v) for v in self._out["shape"])
+        out = tuple(int(v) for v in outp["shape"])
         want = (1, *self.meta.output_grid, len(self.meta.labels))
         if out != want:
             raise ModelError(f"model {path}: output shape {list(out)} differs from metadata {list(want)}")
-        scale, zero = self._in["quantization"]
-        # int8 = pixel - 128 lets preprocessing be one XOR instead of float arithmetic.
-        self._fast_input = abs(scale - 1.0) < 1e-6 and zero == -128
-        self._in_q = (float(scale), int(zero))
-        self._out_q = tuple(float(v) for v in self._out["quantization"])
 
     def run(self, crop: np.ndarray) -> np.ndarray:
-        """Probabilities (grid_h, grid_w, labels) for one uint8 BGR crop of the model's input size."""
-        if self._fast_input:
-            q = np.bitwise_xor(crop, np.uint8(0x80)).view(np.int8)
-        else:
-            scale, zero = self._in_q
-            q = np.clip(np.round(crop / scale + zero), -128, 127).astype(np.int8)
-        self._interp.set_tensor(self._in["index"], q[None])
-        self._interp.invoke()
-        raw = self._interp.get_tensor(self._out["index"])[0]
-        scale, zero = self._out_q
-        return (raw.astype(np.float32) - zero) * scale
+        return self.network.run(crop)

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 from edge.config.model import GradingConfig
-from edge.contract import Defect
-
-Grade = Literal["A", "B", "C", "D", "E"]
-ORDER: tuple[Grade, ...] = ("A", "B", "C", "D", "E")
+from edge.contract import GRADES, Defect, Grade
 
 
 def shattered(defects: Sequence[Defect], cfg: GradingConfig) -> bool:
@@ -39,4 +35,4 @@ def face_grade(defects: Sequence[Defect], cfg: GradingConfig) -> Grade:
 
 
 def device_grade(faces: Iterable[Grade]) -> Grade:
-    return max(faces, key=ORDER.index, default="A")
+    return max(faces, key=GRADES.index, default="A")

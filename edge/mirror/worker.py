@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATUS_KEY = "cloud"
+DEPTH_KEY = "cloud_outbox_depth"  # beside the MQTT outbox's, for /metrics and the state topic
 IDLE_WAIT_S = 60.0
 STOP_WAIT_S = 5.0
 RETRY_AFTER_JITTER = 0.1
@@ -122,10 +123,10 @@ class CloudMirror:
 
     def start(self) -> None:
         if not self.active:
-            why = "mode = off" if self.config.mode == "off" else "no cloud.api_key configured"
-            logger.warning("cloud mirror is off (%s): sessions are not sent to the cloud", why)
+            logger.warning("cloud mirror is off (%s): sessions are not sent to the cloud", self._off_reason())
             return
         assert self._key is not None
+        self.status.probe(DEPTH_KEY, self.outbox.depth)
         requeued = self.outbox.requeue_auth_failures(self._key)
         if requeued:
             logger.info("cloud key changed: %d sessions refused for the old key are queued again", requeued)
@@ -353,12 +354,12 @@ class CloudMirror:
             raise _ImageUnusableError(f"{image.section} photo {image.image_id} is damaged (bad checksum)")
         return data
 
+    def _off_reason(self) -> str:
+        return "mode = off" if self.config.mode == "off" else "no cloud.api_key configured"
+
     def _publish_status(self) -> None:
         if not self.active:
-            self.status.set(STATUS_KEY, {
-                "mode": "off",
-                "reason": "mode = off" if self.config.mode == "off" else "no api_key configured",
-            })
+            self.status.set(STATUS_KEY, {"mode": "off", "reason": self._off_reason()})
             return
         counts = self.outbox.counts()
         self.status.set(STATUS_KEY, {

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.contract import DEFECT_KINDS
 from edge.synth.device import Device
-
-CLASSES = ("scratch", "crack", "chip", "dirt")
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Canvas:
     def __init__(self, dev: Device) -> None:
         self.dev = dev
         h, w = dev.alpha.shape
-        self.masks = {c: np.zeros((h, w), np.uint8) for c in CLASSES}
+        self.masks = {c: np.zeros((h, w), np.uint8) for c in DEFECT_KINDS}
         self.truth: list[DefectTruth] = []
 
     @property

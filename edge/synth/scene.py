@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge.synth.defects import CLASSES, Canvas, DefectTruth, draw_chip, draw_crack, draw_dirt, draw_dust, draw_scratch
+from edge.contract import DEFECT_KINDS
+from edge.synth.defects import Canvas, DefectTruth, draw_chip, draw_crack, draw_dirt, draw_dust, draw_scratch
 from edge.synth.device import Device, Face, draw_device, random_spec
 
 DRAWERS = {"scratch": draw_scratch, "crack": draw_crack, "chip": draw_chip, "dirt": draw_dirt}
@@ -19,7 +20,7 @@ class Render:
 
     image: np.ndarray  # uint8 BGR, after the JPEG round trip
     jpeg: bytes
-    masks: dict[str, np.ndarray]  # uint8 0/255 per class of edge.synth.defects.CLASSES
+    masks: dict[str, np.ndarray]  # uint8 0/255 per class of edge.contract.DEFECT_KINDS
     quad: np.ndarray | None  # float32 4x2: device top-left, top-right, bottom-right, bottom-left
     mm_per_px: float
     face: Face
@@ -28,7 +29,7 @@ class Render:
 
 def random_defects(rng: np.random.Generator) -> dict[str, int]:
     """The training mix: a quarter clean, the rest with a few defects and often dirt."""
-    counts = dict.fromkeys(CLASSES, 0)
+    counts = dict.fromkeys(DEFECT_KINDS, 0)
     if rng.random() < 0.25:
         return counts
     counts["scratch"] = int(rng.choice([0, 1, 2, 3, 5], p=[0.3, 0.3, 0.2, 0.12, 0.08]))
@@ -119,9 +120,9 @@ def render_scene(
 ) -> Render:
     """Render one booth photo. ``defects`` maps a class to a count; None draws the training mix."""
     face = face or ("front" if rng.random() < 0.55 else "back")
-    counts = random_defects(rng) if defects is None else {c: defects.get(c, 0) for c in CLASSES}
+    counts = random_defects(rng) if defects is None else {c: defects.get(c, 0) for c in DEFECT_KINDS}
     img = background(rng, height, width)
-    masks = {c: np.zeros((height, width), np.uint8) for c in CLASSES}
+    masks = {c: np.zeros((height, width), np.uint8) for c in DEFECT_KINDS}
     quad, mm_per_px, truth = None, 0.0, []
     if with_device:
         spec = random_spec(rng, colour)

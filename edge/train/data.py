@@ -8,8 +8,9 @@ from multiprocessing import Pool
 import cv2
 import numpy as np
 
+from edge.contract import DEFECT_KINDS
 from edge.grade.locate import canonical_transform
-from edge.synth import CLASSES, render_scene
+from edge.synth import render_scene
 from edge.train.spec import CANON_H, CANON_W, IGNORE, IGNORE_FRACTION, LABEL_FRACTION, MARGIN, PATCH, STRIDE
 
 # Which class a cell takes when several cover it: the worse damage wins.
@@ -40,7 +41,7 @@ def render_canonical(seed: int, jitter: bool = True) -> Canonical:
     m = canonical_transform(quad, (CANON_W, CANON_H), MARGIN)
     size = (CANON_W, CANON_H)
     crop = cv2.warpPerspective(r.image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return Canonical(crop, cell_labels({c: cv2.warpPerspective(r.masks[c], m, size) for c in CLASSES}))
+    return Canonical(crop, cell_labels({c: cv2.warpPerspective(r.masks[c], m, size) for c in DEFECT_KINDS}))
 
 
 def cell_labels(masks: dict[str, np.ndarray]) -> np.ndarray:
@@ -49,7 +50,7 @@ def cell_labels(masks: dict[str, np.ndarray]) -> np.ndarray:
     grazed = np.zeros((gh, gw), bool)
     for cls in _PRIORITY:
         frac = cv2.resize(masks[cls].astype(np.float32) / 255, (gw, gh), interpolation=cv2.INTER_AREA)
-        labels[frac >= LABEL_FRACTION] = CLASSES.index(cls) + 1
+        labels[frac >= LABEL_FRACTION] = DEFECT_KINDS.index(cls) + 1
         grazed |= frac >= IGNORE_FRACTION
     labels[grazed & (labels == 0)] = IGNORE
     return labels

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-LABELS = ("none", "scratch", "crack", "chip", "dirt")
+from edge.contract import DEFECT_KINDS
+
+LABELS = ("none", *DEFECT_KINDS)
 CANON_W, CANON_H = 768, 1536  # canonical upright crop fed to the model, in pixels
 STRIDE = 16  # one output cell per 16x16 input pixels
 MARGIN = 0.03  # the crop extends this fraction of the device beyond its outline on each side
