@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.booth_support import free_port
+
 INSTALL_HINT = (
     "mosquitto is not installed: the MQTT tests need Debian's broker. "
     "Install it with `sudo apt-get install -y mosquitto mosquitto-clients` (the README set-up does this)."
@@ -25,12 +27,6 @@ def mosquitto_binary() -> str:
         if candidate and Path(candidate).exists():
             return candidate
     raise RuntimeError(INSTALL_HINT)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MosquittoBroker:

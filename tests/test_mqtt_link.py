@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-sys.path.insert(0, str(Path(__file__).parent))
-import mosquitto_broker
-from mosquitto_broker import MosquittoBroker
-
 from edge.config.mqtt import MqttConfig
 from edge.publish.mqtt_link import MqttLink
 from edge.publish.topics import Topics, session_suffix
+from tests import mosquitto_broker
+from tests.mosquitto_broker import MosquittoBroker
 
 
 def test_config_rejects_inconsistent_bounds_and_wildcard_prefixes():

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from mosquitto_broker import Collector, MosquittoBroker, booth_result
+from tests.mosquitto_broker import Collector, MosquittoBroker, booth_result
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOTH = "booth-1"
@@ -23,9 +22,8 @@ PREFIX = f"vision-grader/{BOOTH}"
 
 CHILD = r"""
 import sys, time
-sys.path.insert(0, sys.argv[4])
 from pathlib import Path
-from mosquitto_broker import booth_result
+from tests.mosquitto_broker import booth_result
 from edge.config.mqtt import MqttConfig
 from edge.daemon.status import StatusBoard
 from edge.events import EventBus
@@ -50,7 +48,7 @@ time.sleep(3600)
 
 def spawn(state: Path, port: int, produce: int = 0) -> tuple[subprocess.Popen, list[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(state), str(port), str(produce), str(Path(__file__).parent)],
+        [sys.executable, "-c", CHILD, str(state), str(port), str(produce)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

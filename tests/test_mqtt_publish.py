@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from mosquitto_broker import Collector, MosquittoBroker, booth_result
 
 from edge.config.mqtt import MqttConfig
 from edge.contract import BoothProcessResponse
@@ -20,6 +16,7 @@ from edge.events import EventBus
 from edge.publish import MqttService
 from edge.spool.db import Database
 from edge.spool.sessions import SessionStore
+from tests.mosquitto_broker import Collector, MosquittoBroker, booth_result
 
 BOOTH = "booth-1"
 PREFIX = f"vision-grader/{BOOTH}"

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from mosquitto_broker import MosquittoBroker
-
 from edge.config.mqtt import MqttConfig, MqttTlsConfig
 from edge.publish.mqtt_link import MqttLink
 from edge.publish.topics import Topics
+from tests.mosquitto_broker import MosquittoBroker
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from edge.config.load import load_config
 from edge.config.storage import StorageConfig
+from edge.daemon.booth import Booth
 from edge.events import EventBus
+from edge.publish import MqttService
 from edge.spool.db import Database
 from edge.spool.files import atomic_write, remove_stale_temp_files
 from edge.spool.retention import Retention
 from edge.spool.sessions import SessionRecord, SessionStore
-from tests.booth_support import VALID_IMEI
+from tests.booth_support import VALID_IMEI, write_config
 
 
 @pytest.fixture
@@ -149,3 +152,20 @@ def test_a_finished_threads_connection_is_closed(tmp_path: Path) -> None:
     assert len(os.listdir("/proc/self/fd")) - before < 5
     assert len(db._connections) <= 2
     db.close()
+
+
+def test_retention_prunes_delivered_mqtt_rows_after_their_keep_time(tmp_path: Path) -> None:
+    booth = Booth(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
+    service = MqttService.for_booth(booth)
+    with booth.db.transaction() as conn:
+        for n in range(3):
+            service.outbox.enqueue(conn, f"s{n}", "result", f"sessions/s{n}", {"n": n})
+    delivered = [row.id for row in service.outbox.pending(10)][:2]
+    service.outbox.mark_delivered(delivered)
+    keep_s = booth.config.mqtt.outbox_keep_delivered_days * 86400
+    booth.retention.sweep(now=time.time() + keep_s / 2)
+    assert len(booth.db.connection().execute("SELECT id FROM mqtt_outbox").fetchall()) == 3
+    booth.retention.sweep(now=time.time() + keep_s + 60)
+    left = booth.db.connection().execute("SELECT session_id FROM mqtt_outbox").fetchall()
+    assert [row[0] for row in left] == ["s2"]  # the undelivered row stays
+    booth.close()

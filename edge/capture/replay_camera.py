@@ -9,10 +9,11 @@ from pathlib import Path
 from edge.capture.errors import CaptureError
 from edge.capture.frames import check_encoded
 from edge.config.capture import ReplayCamera
+from edge.imageinfo import EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+IMAGE_SUFFIXES = frozenset(suffix for suffixes in EXTENSIONS.values() for suffix in suffixes)
 
 
 class ReplayCameraBackend:

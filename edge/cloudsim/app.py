@@ -23,6 +23,7 @@ from edge.cloudsim.analysis import analyse_section, decode_gray
 from edge.cloudsim.faults import KEY_NOT_FOUND, FaultPlan, FaultRule
 from edge.cloudsim.storage import SimStorage, safe_filename
 from edge.contract import SECTION_PATTERN, ProcessedImage, ProcessRequest, ProcessResponse, UploadResponse
+from edge.imageinfo import MEDIA_TYPES, sniff
 from edge.imei import InvalidImeiError, validate_imei
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
@@ -128,8 +129,8 @@ def create_app(sim: SimControl) -> FastAPI:
         row = sim.storage.upload_by_path(path)
         if row is None:
             raise SimError(404, "Not found")
-        media = "image/png" if path.lower().endswith(".png") else "image/jpeg"
-        return Response(sim.storage.read(path), media_type=media)
+        data = sim.storage.read(path)
+        return Response(data, media_type=MEDIA_TYPES.get(sniff(data) or "", "application/octet-stream"))
 
     @app.get("/_sim/stats")
     def stats() -> dict[str, Any]:

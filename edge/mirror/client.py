@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from edge.config.cloud import CloudConfig
 from edge.contract import ErrorResponse, ImageRef, ProcessRequest, ProcessResponse, UploadResponse
+from edge.imageinfo import MEDIA_TYPES, sniff
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ UPLOAD_PATH = "/api/upload"
 PROCESS_PATH = "/api/process"
 BODY_KEPT_CHARS = 2000
 USER_AGENT = "edge-grader-mirror/1"
-CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -115,7 +115,7 @@ class CloudClient:
         self.close()
 
     def upload(self, image: bytes, filename: str, section: str, imei: str) -> UploadResponse:
-        content_type = CONTENT_TYPES.get(filename[filename.rfind(".") :].lower(), "application/octet-stream")
+        content_type = MEDIA_TYPES.get(sniff(image) or "", "application/octet-stream")
         response = self._send(
             "POST",
             UPLOAD_PATH,

@@ -93,11 +93,11 @@ class CloudMirror:
         self._key = config.api_key.get_secret_value() if config.api_key is not None else None
         self.active = config.mode != "off" and bool(self._key)
         self.outbox = CloudOutbox(store, config, events, enabled=self.active)
-        self.outbox.on_enqueued(self._enqueued)
         self._on_cloud_result = on_cloud_result
         self._client = client
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self.outbox.on_enqueued(self._wake.set)
         self._cond = threading.Condition()
         self._wanted: set[str] = set()
         self._thread: threading.Thread | None = None
@@ -185,13 +185,12 @@ class CloudMirror:
 
     # -- the thread ---------------------------------------------------------------------------------
 
-    def _enqueued(self) -> None:
-        self._wake.set()
-        self._publish_status()
-
     def _sleep(self, seconds: float) -> None:
         if self._wake.wait(max(0.0, seconds)):
             self._wake.clear()
+            # Woken by an enqueue: the new depth is shown from this thread, so the status query
+            # stays off the session's capture-to-result path.
+            self._publish_status()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -18,9 +18,9 @@ from typing import Any
 
 from paho.mqtt.client import MQTTMessage
 
-from edge.imei import InvalidImeiError, validate_imei
 from edge.publish.mqtt_link import MqttLink
 from edge.publish.topics import Topics
+from edge.spool.sessions import SessionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -28,25 +28,14 @@ MAX_BODY = 4096
 MAX_REQUEST_ID = 128
 QUEUE_SIZE = 8
 
-# trigger(imei, source=..., request_id=...) -> a SessionRecord, a session id, or a dict with "sessionId";
-# raises with a human message when the booth refuses (busy, disk low, ...).
-TriggerFn = Callable[..., Any]
-
-
-def session_id_of(result: Any) -> str | None:
-    if isinstance(result, str):
-        return result
-    if isinstance(result, dict):
-        value = result.get("sessionId") or result.get("session_id") or result.get("id")
-        return str(value) if value is not None else None
-    value = getattr(result, "id", None) or getattr(result, "session_id", None)
-    return str(value) if value is not None else None
+# Booth.trigger(imei, source=..., request_id=...): checks the IMEI by the booth's rule and raises
+# TriggerRefusedError (with a code) when it refuses: invalid IMEI, busy, disk low, stopping.
+TriggerFn = Callable[..., SessionRecord]
 
 
 class CommandHandler:
-    def __init__(self, link: MqttLink, topics: Topics, trigger: TriggerFn, imei_luhn: bool = True) -> None:
+    def __init__(self, link: MqttLink, topics: Topics, trigger: TriggerFn) -> None:
         self.link = link
-        self.imei_luhn = imei_luhn
         self.topics = topics
         self.trigger = trigger
         self._queue: queue.Queue[tuple[Any, str, Any] | None] = queue.Queue(QUEUE_SIZE)
@@ -80,8 +69,8 @@ class CommandHandler:
         except queue.Full:
             self.answer(request_id, correlation, error="booth busy: too many trigger requests pending")
 
-    def parse(self, body: bytes) -> tuple[Any, str | Exception]:
-        """(request_id, imei) or (request_id, the error to answer)."""
+    def parse(self, body: bytes) -> tuple[Any, Any]:
+        """(request_id, imei as sent) or (request_id, the error to answer); the booth checks the IMEI."""
         if len(body) > MAX_BODY:
             return None, ValueError(f"Invalid request: body larger than {MAX_BODY} bytes")
         try:
@@ -97,10 +86,7 @@ class CommandHandler:
             return None, ValueError(f"Invalid request: request_id longer than {MAX_REQUEST_ID} characters")
         if "imei" not in data:
             return request_id, ValueError("Invalid request: imei is required")
-        try:
-            return request_id, validate_imei(data["imei"], luhn=self.imei_luhn)
-        except InvalidImeiError as exc:
-            return request_id, exc
+        return request_id, data["imei"]
 
     def _run(self) -> None:
         while True:
@@ -115,9 +101,8 @@ class CommandHandler:
                 code = getattr(exc, "code", None)
                 self.answer(request_id, correlation, error=str(exc) or exc.__class__.__name__, code=code)
                 continue
-            session_id = session_id_of(result)
-            logger.info("mqtt: trigger request %r started session %s", request_id, session_id)
-            self.answer(request_id, correlation, session_id=session_id)
+            logger.info("mqtt: trigger request %r started session %s", request_id, result.id)
+            self.answer(request_id, correlation, session_id=result.id)
 
     def answer(
         self,

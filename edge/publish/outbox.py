@@ -122,28 +122,18 @@ class Outbox:
     def _depth(conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM mqtt_outbox WHERE delivered_at IS NULL").fetchone()[0])
 
-    def is_delivered(self, session_id: str) -> bool:
-        """True when nothing of this session waits in the outbox (for retention)."""
-        row = (
-            self.db.connection()
-            .execute(
-                "SELECT 1 FROM mqtt_outbox WHERE session_id = ? AND delivered_at IS NULL LIMIT 1",
-                (session_id,),
-            )
-            .fetchone()
-        )
-        return row is None
-
     @staticmethod
     def pending_session_ids(conn: sqlite3.Connection) -> set[str]:
         """Retention guard: sessions with something still waiting here keep their files."""
         rows = conn.execute("SELECT DISTINCT session_id FROM mqtt_outbox WHERE delivered_at IS NULL")
         return {row[0] for row in rows.fetchall() if row[0] is not None}
 
-    def prune_delivered(self, older_than_s: float) -> int:
+    def prune_delivered(self, before: float) -> int:
+        """Forget rows delivered before ``before`` (a retention sweeper)."""
         with self.db.transaction() as conn:
             cursor = conn.execute(
-                "DELETE FROM mqtt_outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
-                (time.time() - older_than_s,),
+                "DELETE FROM mqtt_outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (before,)
             )
+        if cursor.rowcount:
+            logger.info("mqtt: pruned %d delivered outbox rows", cursor.rowcount)
         return cursor.rowcount

@@ -26,7 +26,6 @@ from edge.spool.sessions import SessionRecord
 logger = logging.getLogger(__name__)
 
 TICK_S = 0.5
-PRUNE_EVERY_S = 3600.0
 RETRY_FAILED_AFTER_S = 30.0
 SCRUBBED_KEYS = frozenset({"imei"})
 
@@ -74,7 +73,6 @@ class Publisher:
         events: EventBus | None,
         state_snapshot: Any,
         state_min_interval_s: float,
-        keep_delivered_s: float,
     ) -> None:
         self.link = link
         self.outbox = outbox
@@ -83,7 +81,6 @@ class Publisher:
         self.events = events
         self._snapshot = state_snapshot
         self._state_min_interval = state_min_interval_s
-        self._keep_delivered_s = keep_delivered_s
         self._acks: queue.SimpleQueue[tuple[int, bool, str]] = queue.SimpleQueue()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self._inflight_rows: set[int] = set()
@@ -93,9 +90,7 @@ class Publisher:
         self._stop = threading.Event()
         self._state_dirty = True
         self._last_state = 0.0
-        self._last_prune = 0.0
         self._thread: threading.Thread | None = None
-        self.delivered = 0
         self.events_dropped = 0
         link.on_ack = self._on_ack
         link.on_connected.append(self._on_connected)
@@ -186,12 +181,6 @@ class Publisher:
             now = time.monotonic()
             if self._state_dirty and now - self._last_state >= self._state_min_interval:
                 self.publish_state()
-        now = time.monotonic()
-        if now - self._last_prune >= PRUNE_EVERY_S:
-            self._last_prune = now
-            pruned = self.outbox.prune_delivered(self._keep_delivered_s)
-            if pruned:
-                logger.info("mqtt: pruned %d delivered outbox rows", pruned)
 
     def _apply_acks(self) -> None:
         delivered: list[int] = []
@@ -211,7 +200,6 @@ class Publisher:
                 logger.warning("mqtt: broker refused outbox row %d (%s); retrying later", row_id, reason)
         if delivered:
             self.outbox.mark_delivered(delivered)
-            self.delivered += len(delivered)
             self.state_changed()
 
     def _pump(self) -> None:

@@ -45,7 +45,6 @@ class MqttService:
         events: EventBus | None = None,
         status: Any = None,
         trigger: TriggerFn | None = None,
-        imei_luhn: bool = True,
     ) -> None:
         self.config = config
         self.booth_id = booth_id
@@ -61,10 +60,9 @@ class MqttService:
             events,
             self._state,
             config.state_min_interval_s,
-            config.outbox_keep_delivered_days * 86400,
         )
         self.commands = (
-            CommandHandler(self.link, self.topics, trigger, imei_luhn)
+            CommandHandler(self.link, self.topics, trigger)
             if trigger is not None and config.commands_enabled
             else None
         )
@@ -98,11 +96,10 @@ class MqttService:
             events=booth.events,
             status=booth.status,
             trigger=booth.trigger,
-            imei_luhn=booth.config.booth.imei_check == "luhn",
         )
-        retention = getattr(booth, "retention", None)
-        if retention is not None:
-            retention.add_guard(service.outbox.pending_session_ids)
+        booth.retention.add_guard(service.outbox.pending_session_ids)
+        keep_s = booth.config.mqtt.outbox_keep_delivered_days * 86400
+        booth.retention.add_sweeper(lambda now: service.outbox.prune_delivered(now - keep_s))
         return service
 
     def start(self) -> None:
@@ -139,13 +136,12 @@ class MqttService:
     def depth(self) -> int:
         return self.outbox.depth()
 
-    def is_delivered(self, session_id: str) -> bool:
-        return self.outbox.is_delivered(session_id)
-
     def _state(self) -> dict[str, Any]:
-        state = self.status.snapshot() if self.status is not None else {}
-        state.setdefault(DEPTH_KEY, self.outbox.depth())
-        state[CONNECTED_KEY] = self.link.connected
+        # With a status board, its probe and hooks already hold the depth and the connection.
+        if self.status is None:
+            state = {DEPTH_KEY: self.outbox.depth(), CONNECTED_KEY: self.link.connected}
+        else:
+            state = self.status.snapshot()
         state["mqtt_events_dropped"] = self.publisher.events_dropped
         return state
 

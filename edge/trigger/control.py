@@ -74,10 +74,15 @@ class ControlSocket:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request.get("cmd")
         try:
+            # Checked before the trigger: a bad wait must not leave a session running unasked.
+            timeout_s = float(request.get("timeout_s", 120))
+        except (TypeError, ValueError):
+            return {"error": "Invalid request: timeout_s must be a number of seconds"}
+        try:
             if command == "trigger":
                 session = self.booth.trigger(str(request.get("imei", "")), "cli", request.get("request_id"))
                 if request.get("wait"):
-                    return self._wait(session.id, float(request.get("timeout_s", 120)))
+                    return self._wait(session.id, timeout_s)
                 return {"sessionId": session.id, "status": session.status}
             if command == "arm":
                 self.booth.arm(str(request.get("imei", "")))
@@ -86,8 +91,6 @@ class ControlSocket:
                 return {"status": self.booth.status.snapshot()}
         except TriggerRefusedError as exc:
             return {"error": exc.message, "code": exc.code}
-        except (TypeError, ValueError):
-            return {"error": "Invalid request: timeout_s must be a number of seconds"}
         return {"error": f"Invalid request: unknown command {command!r} (trigger, arm, status)"}
 
     def _wait(self, session_id: str, timeout_s: float) -> dict[str, Any]:
