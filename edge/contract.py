@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 SECTION_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 SCORE_MIN = 0
 SCORE_MAX = 100
+# The contract's answer to a wrong or missing key, word for word (booth and cloud alike).
+KEY_NOT_FOUND = "Invalid request: key not found"
 
 DefectKind = Literal["scratch", "crack", "chip", "dirt"]
 # The model's defect labels, the renderer's classes and the grading rules all use this order.

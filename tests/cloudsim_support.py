@@ -21,11 +21,16 @@ from edge.spool.db import Database
 from edge.spool.sessions import SessionRecord, SessionStore
 
 SIM_KEY = "sim-test-key"
-# Short timeouts and backoff so a test sees many retry rounds in seconds.
+# The booth's scores in a harness session: different per section, so a swapped comparison shows.
+BOOTH_SCORES = {"front": 80, "back": 65}
+# Short backoff so a test sees many retry rounds in seconds. Reads get 10 s: on a loaded machine a
+# shorter wait re-sends answers that were merely late, and tests that count requests go wrong.
+# For tests of answers that come too late: the client gives up after this, the fault waits longer.
+SHORT_READ_S = 3.0
 FAST: dict[str, Any] = {
     "connect_timeout_s": 2.0,
-    "read_timeout_s": 2.0,
-    "write_timeout_s": 2.0,
+    "read_timeout_s": 10.0,
+    "write_timeout_s": 10.0,
     "pool_timeout_s": 2.0,
     "backoff_base_s": 0.2,
     "backoff_cap_s": 1.0,
@@ -108,7 +113,7 @@ class MirrorHarness:
         for section, count in shots.items():
             for shot in range(count):
                 self.store.add_image(record, section, shot, jpeg(seed + shot + len(section)))
-        scores = {section: 80 for section in shots}
+        scores = {section: BOOTH_SCORES.get(section, 50) for section in shots}
         return self.store.finish(record.id, status, booth_result(record, scores, status), grade="B")  # type: ignore[arg-type]
 
     def cloud(self, session_id: str) -> dict[str, Any] | None:

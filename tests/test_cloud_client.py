@@ -20,7 +20,7 @@ from edge.mirror.client import (
     CloudTransportError,
     parse_retry_after,
 )
-from tests.cloudsim_support import FAST, SIM_KEY, imei, jpeg
+from tests.cloudsim_support import FAST, SHORT_READ_S, SIM_KEY, imei, jpeg
 
 IMEI = imei(1)
 
@@ -103,9 +103,10 @@ def test_refused_connection_is_known_not_sent(client: CloudClient, sim: CloudSim
     assert client.upload(jpeg(5), "front-1.jpg", "front", IMEI).section == "front"
 
 
-def test_slow_answer_beyond_read_timeout_may_have_been_stored(client: CloudClient, sim: CloudSim) -> None:
-    sim.add_fault(kind="slow", delay_s=FAST["read_timeout_s"] * 3, endpoint="upload")
-    with pytest.raises(CloudTransportError) as caught:
+def test_slow_answer_beyond_read_timeout_may_have_been_stored(sim: CloudSim) -> None:
+    sim.add_fault(kind="slow", delay_s=SHORT_READ_S * 3, endpoint="upload")
+    config = CloudConfig(base_url=sim.base_url, api_key=SIM_KEY, **{**FAST, "read_timeout_s": SHORT_READ_S})
+    with CloudClient(config) as client, pytest.raises(CloudTransportError) as caught:
         client.upload(jpeg(6), "front-1.jpg", "front", IMEI)
     assert caught.value.sent is True
     assert sim.stats()["uploads"] == 1  # the cloud kept it although the client never heard back

@@ -18,7 +18,7 @@ from edge.mirror.client import CloudClient
 from edge.mirror.worker import backoff_delay
 from edge.spool.retention import Retention
 from tests.booth_support import wait_for
-from tests.cloudsim_support import FAST, SIM_KEY, MirrorHarness, images_of, imei
+from tests.cloudsim_support import BOOTH_SCORES, FAST, SHORT_READ_S, SIM_KEY, MirrorHarness, images_of, imei
 
 TIMEOUT = 90.0
 
@@ -55,8 +55,8 @@ def test_session_made_offline_is_mirrored_when_the_cloud_comes_up(harness: Mirro
     harness.start()
     ids = [harness.session(imei(n)).id for n in range(2)]
     wait_for(lambda: harness.cloud_status()["reachability"] == "unreachable", TIMEOUT)
-    assert harness.cloud_status()["outbox_depth"] == 2
-    assert harness.status.snapshot()["cloud_outbox_depth"] == 2  # what /metrics reads
+    assert harness.status.snapshot()["cloud_outbox_depth"] == 2  # the probe /metrics reads: at once
+    wait_for(lambda: harness.cloud_status()["outbox_depth"] == 2, TIMEOUT)  # published by the mirror's thread
     assert all(harness.cloud(sid) is None for sid in ids)
 
     sim.start_listening()
@@ -71,21 +71,29 @@ def test_session_made_offline_is_mirrored_when_the_cloud_comes_up(harness: Mirro
     cloud = harness.cloud(ids[0])
     assert cloud is not None
     assert set(cloud["analysis"]) == {"front", "back"}
-    # The booth's scores are 80 in the harness; the comparison shows how far the cloud is from it.
+    # The comparison puts each section's booth score beside the cloud's.
     for section, row in cloud["comparison"].items():
-        assert row["booth"] == 80
-        assert row["difference"] == cloud["analysis"][section]["score"] - 80
+        assert row["booth"] == BOOTH_SCORES[section]
+        assert row["difference"] == cloud["analysis"][section]["score"] - BOOTH_SCORES[section]
     assert {e["session_id"] for e in harness.events_of("mirrored")} == set(ids)
 
 
-def test_faults_every_session_mirrored_once_except_for_lost_answers(harness: MirrorHarness, sim: CloudSim) -> None:
+def test_faults_every_session_mirrored_once_except_for_lost_answers(tmp_path: Path, sim: CloudSim) -> None:
+    harness = MirrorHarness(tmp_path / "booth", sim.base_url, read_timeout_s=SHORT_READ_S)
+    try:
+        _check_faults(harness, sim)
+    finally:
+        harness.close()
+
+
+def _check_faults(harness: MirrorHarness, sim: CloudSim) -> None:
     sessions = {imei(n): harness.session(imei(n), {"front": 2, "back": 1}).id for n in range(10, 14)}
     sim.add_fault(kind="error", status=500, endpoint="upload", count=2)
     sim.add_fault(kind="error", status=429, retry_after_s=1, endpoint="any", count=2)
     sim.add_fault(kind="drop", endpoint="upload", count=2)
-    sim.add_fault(kind="slow", delay_s=FAST["read_timeout_s"] * 2, endpoint="upload", count=1)
+    sim.add_fault(kind="slow", delay_s=SHORT_READ_S * 2, endpoint="upload", count=1)
     sim.add_fault(kind="error", status=503, endpoint="process", count=1)
-    sim.add_fault(kind="slow", delay_s=FAST["read_timeout_s"] * 2, endpoint="process", count=1)
+    sim.add_fault(kind="slow", delay_s=SHORT_READ_S * 2, endpoint="process", count=1)
     harness.start()
     wait_for(lambda: all_mirrored(harness, list(sessions.values())), TIMEOUT)
 

@@ -28,8 +28,8 @@ def test_config_rejects_inconsistent_bounds_and_wildcard_prefixes():
 
 def test_topics_never_take_a_path_or_wildcard_as_session_id():
     topics = Topics.for_booth("vision-grader/{booth_id}", "b1")
-    assert topics.session("abc-1") == "vision-grader/b1/sessions/abc-1"
-    assert topics.session_cloud("abc-1") == "vision-grader/b1/sessions/abc-1/cloud"
+    assert topics.of(session_suffix("abc-1")) == "vision-grader/b1/sessions/abc-1"
+    assert topics.of(session_suffix("abc-1", cloud=True)) == "vision-grader/b1/sessions/abc-1/cloud"
     for bad in ("a/b", "#", "+", "", "../x"):
         with pytest.raises(ValueError):
             session_suffix(bad)

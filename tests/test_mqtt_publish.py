@@ -171,7 +171,11 @@ def test_broker_outage_20_sessions_arrive_in_order_none_lost(broker, booths, col
     assert got[:20] == ids
     assert set(got) == set(ids)
     assert wait(lambda: booth.mqtt.depth() == 0)
-    assert sub.wait_for(lambda: json.loads(sub.on(f"{PREFIX}/state")[-1])["mqtt_outbox_depth"] == 0)
+    def drained() -> bool:
+        states = sub.on(f"{PREFIX}/state")
+        return bool(states) and json.loads(states[-1])["mqtt_outbox_depth"] == 0
+
+    assert sub.wait_for(drained)
 
 
 def test_restart_with_undelivered_results_delivers_them_after_the_restart(broker, booths, collector_factory):

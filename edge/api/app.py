@@ -24,7 +24,7 @@ from edge.api.metrics import ApiMetrics
 from edge.api.models import Health, SessionImage, SessionPage, SessionView, TriggerRequest, TriggerResponse
 from edge.api.uploads import ImageRejected, UploadStore, check_image, sanitize_filename
 from edge.config.root import AppConfig
-from edge.contract import BoothProcessResponse, ProcessRequest, UploadResponse
+from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, UploadResponse
 from edge.daemon.errors import SessionFailedError, TriggerRefusedError
 from edge.daemon.status import StatusBoard
 from edge.events import EventBus
@@ -36,7 +36,6 @@ from edge.spool.sessions import SAFE_NAME, SessionRecord, SessionStore
 
 logger = logging.getLogger(__name__)
 
-KEY_NOT_FOUND = "Invalid request: key not found"
 # Multipart framing around the file (boundaries, part headers, the section and imei fields).
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_URL_SHOWN = 120

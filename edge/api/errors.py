@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge.contract import ErrorResponse
+from edge.contract import KEY_NOT_FOUND, ErrorResponse
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 _DESCRIPTIONS = {
     400: "Invalid request (bad IMEI, section, file, URL or malformed JSON)",
-    401: "Invalid request: key not found",
+    401: KEY_NOT_FOUND,
     404: "Not found",
     405: "Method not allowed",
     409: "The booth is busy with another session",

@@ -7,8 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.contract import BoothProcessResponse
-
-SessionStatus = Literal["capturing", "captured", "grading", "graded", "retake", "failed"]
+from edge.spool.sessions import ImageKind, Status
 
 
 class TriggerRequest(BaseModel):
@@ -28,14 +27,14 @@ class TriggerRequest(BaseModel):
 class TriggerResponse(BaseModel):
     success: Literal[True] = True
     sessionId: str
-    status: SessionStatus
+    status: Status
 
 
 class SessionImage(BaseModel):
     url: str
     section: str
     shot: int
-    kind: Literal["original", "overlay"]
+    kind: ImageKind
     path: str
     size: int = Field(ge=0)
 
@@ -47,7 +46,7 @@ class SessionView(BaseModel):
     imei: str
     source: str
     request_id: str | None
-    status: SessionStatus
+    status: Status
     reason: str | None
     grade: str | None
     created_at: float = Field(description="seconds since the epoch")

@@ -105,21 +105,16 @@ def sanitize_filename(name: str | None, kind: ImageKind) -> str:
 def probe_image(data: bytes) -> tuple[ImageKind, int, int]:
     """The type and size of an image from its header, without decoding its pixels."""
     fmt = sniff(data)
-    png_size = header_size(data, "png") if fmt == "png" else None
-    if png_size is not None:
-        width, height = png_size
-        if b"IEND" not in data[-16:]:
-            raise ImageRejected("Invalid request: image is a truncated PNG")
-        return "png", width, height
-    if fmt == "jpeg":
-        size = header_size(data, "jpeg")
-        if size is None:
-            raise ImageRejected("Invalid request: image is a JPEG without a readable frame header")
-        # Some encoders pad after EOI; a JPEG cut short has no EOI at all.
-        if JPEG_EOI not in data[-64:]:
-            raise ImageRejected("Invalid request: image is a truncated JPEG")
-        return "jpeg", size[0], size[1]
-    raise ImageRejected("Invalid request: image must be a JPEG or PNG file")
+    if fmt not in ("jpeg", "png"):
+        raise ImageRejected("Invalid request: image must be a JPEG or PNG file")
+    size = header_size(data, fmt)
+    if size is None:
+        raise ImageRejected(f"Invalid request: image is a {fmt.upper()} without a readable header")
+    # A PNG ends with its IEND chunk; some encoders pad after a JPEG's EOI, a cut JPEG has none.
+    end, tail = (b"IEND", data[-16:]) if fmt == "png" else (JPEG_EOI, data[-64:])
+    if end not in tail:
+        raise ImageRejected(f"Invalid request: image is a truncated {fmt.upper()}")
+    return fmt, size[0], size[1]  # type: ignore[return-value]
 
 
 def check_image(data: bytes, max_pixels: int) -> ImageKind:

@@ -20,9 +20,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.cloudsim.analysis import analyse_section, decode_gray
-from edge.cloudsim.faults import KEY_NOT_FOUND, FaultPlan, FaultRule
+from edge.cloudsim.faults import FaultPlan, FaultRule
 from edge.cloudsim.storage import SimStorage, safe_filename
-from edge.contract import SECTION_PATTERN, ProcessedImage, ProcessRequest, ProcessResponse, UploadResponse
+from edge.contract import (
+    KEY_NOT_FOUND,
+    SECTION_PATTERN,
+    ProcessedImage,
+    ProcessRequest,
+    ProcessResponse,
+    UploadResponse,
+)
 from edge.imageinfo import MEDIA_TYPES, sniff
 from edge.imei import InvalidImeiError, validate_imei
 

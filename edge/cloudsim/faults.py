@@ -17,12 +17,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edge.contract import KEY_NOT_FOUND
+
 Endpoint = Literal["upload", "process", "image", "any"]
 ADMIN_PREFIX = "/_sim/"
 ENDPOINTS = {"/api/upload": "upload", "/api/process": "process"}
 SLOW_STEP_S = 0.05
 MALFORMED_ANSWER = {"success": True, "note": "simulated answer that does not fit the contract"}
-KEY_NOT_FOUND = "Invalid request: key not found"
 FAULT_TEXT = {
     429: "Too many requests (simulated)",
     500: "Internal server error (simulated)",

@@ -110,8 +110,7 @@ class Booth:
             if session.status == "capturing":
                 reason = f"interrupted during capture by a restart ({kept} images kept)"
                 logger.warning("session %s %s", session.id, reason)
-                self.store.finish(session.id, "failed", None, reason=reason)
-                self.events.emit("failed", session_id=session.id, reason=reason)
+                self._fail(session.id, reason)
             else:
                 logger.info("session %s was %s at shutdown; grading it now", session.id, session.status)
                 self._queue.put(session)
@@ -174,8 +173,7 @@ class Booth:
             # A half-linked session must not be resumed on the next start as if it were whole.
             logger.exception("session %s from %s could not be graded", session.id, source)
             reason = f"internal error: {type(exc).__name__}"
-            self.store.finish(session.id, "failed", None, reason=reason)
-            self.events.emit("failed", session_id=session.id, reason=reason)
+            self._fail(session.id, reason)
             raise SessionFailedError(session.id, reason) from None
         finally:
             self._show_activity()
@@ -209,8 +207,7 @@ class Booth:
             except Exception:
                 # The worker must survive anything one session does; the session is failed, kept.
                 logger.exception("session %s failed unexpectedly", session.id)
-                self.store.finish(session.id, "failed", None, reason="internal error while grading; see the log")
-                self.events.emit("failed", session_id=session.id, reason="internal error")
+                self._fail(session.id, "internal error while grading; see the log")
             finally:
                 with self._lock:
                     if self._busy is not None and self._busy[0] == session.id:
@@ -279,6 +276,12 @@ class Booth:
         return record
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _fail(self, session_id: str, reason: str) -> SessionRecord:
+        """Finish a session as failed, its images kept, and say so on the events channel."""
+        record = self.store.finish(session_id, "failed", None, reason=reason)
+        self.events.emit("failed", session_id=session_id, reason=reason)
+        return record
 
     def check_imei(self, imei: object) -> str:
         """Validate an IMEI by this booth's policy; raises ``InvalidImeiError``."""

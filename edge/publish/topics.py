@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+from edge.spool.sessions import SAFE_NAME
 
 
 def session_suffix(session_id: str, cloud: bool = False) -> str:
     """``sessions/<id>`` (or ``.../cloud``), relative to the prefix; refuses ids that are not plain names."""
-    if not SESSION_ID.fullmatch(session_id):
+    if not SAFE_NAME.fullmatch(session_id):
         raise ValueError("session id must be a plain name (letters, digits, '-', '_', '.')")
     return f"sessions/{session_id}/cloud" if cloud else f"sessions/{session_id}"
 
@@ -45,9 +44,3 @@ class Topics:
     @property
     def cmd_trigger_response(self) -> str:
         return self.of("cmd/trigger/response")
-
-    def session(self, session_id: str) -> str:
-        return self.of(session_suffix(session_id))
-
-    def session_cloud(self, session_id: str) -> str:
-        return self.of(session_suffix(session_id, cloud=True))
