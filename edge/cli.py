@@ -7,9 +7,10 @@ import json
 import logging
 import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from edge.timefmt import utc_iso
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         model=ModelInfo.model_validate(grader.info.model_dump()),
         timings_ms=grade.timings_ms,
         booth_id=booth_id,
-        time=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        time=utc_iso(),
     )
     if args.overlays:
         args.overlays.mkdir(parents=True, exist_ok=True)

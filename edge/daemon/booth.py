@@ -16,7 +16,6 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +34,7 @@ from edge.spool.db import Database
 from edge.spool.files import fsync_dir, remove_stale_temp_files
 from edge.spool.retention import Retention
 from edge.spool.sessions import ImageRecord, SessionRecord, SessionStore, image_path
+from edge.timefmt import utc_iso
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ class Booth:
             model=self.grader.info,
             timings_ms=timings,
             booth_id=self.config.booth.id,
-            time=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            time=utc_iso(),
             overlays=[described(image) for image in overlays],
         )
         return response.model_dump(mode="json")

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -25,6 +24,7 @@ from edge.config.cloud import CloudConfig
 from edge.contract import ProcessResponse, UploadResponse
 from edge.events import EventBus
 from edge.spool.sessions import SessionRecord, SessionStore
+from edge.timefmt import utc_iso
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +101,6 @@ def key_fingerprint(key: str) -> str:
     """Enough to notice that the key changed, too short to say anything about the key."""
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def compare(booth: dict[str, Any] | None, cloud: ProcessResponse) -> dict[str, dict[str, Any]]:
@@ -267,7 +264,7 @@ class CloudOutbox:
                 "images": [image.model_dump(mode="json") for image in answer.images],
                 "comparison": comparison,
                 "max_abs_difference": max(differences) if differences else None,
-                "mirrored_at": _iso(now),
+                "mirrored_at": utc_iso(now),
             }
             self.store.set_cloud(session_id, payload, conn=conn)
             self._finish(conn, session_id, "done", None, None)
@@ -368,7 +365,7 @@ class CloudOutbox:
         )
         return [
             {"session_id": r["session_id"], "status": r["last_status"], "error": r["last_error"],
-             "time": _iso(r["finished_at"])}
+             "time": utc_iso(r["finished_at"])}
             for r in rows.fetchall()
         ]
 

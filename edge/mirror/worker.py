@@ -20,7 +20,6 @@ import random
 import re
 import threading
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
@@ -33,6 +32,7 @@ from edge.imei import mask_imei
 from edge.mirror.client import CloudClient, CloudContractError, CloudHttpError, CloudTransportError
 from edge.mirror.outbox import CloudOutbox, CloudResultHook, OutboxImage, OutboxSession
 from edge.spool.sessions import SessionStore
+from edge.timefmt import utc_iso
 
 if TYPE_CHECKING:
     from edge.daemon.booth import Booth
@@ -69,9 +69,6 @@ def redact(text: str, imei: str) -> str:
     """Errors may quote the IMEI (or a URL holding it); they go to logs, events and the state topic."""
     return IMEI_LIKE.sub(lambda m: mask_imei(m.group(0)), text.replace(imei, mask_imei(imei)))
 
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class CloudMirror:
@@ -365,7 +362,7 @@ class CloudMirror:
             "mode": self.config.mode,
             "reachability": self._reachability,
             "last_error": self._last_error,
-            "retry_at": _iso(self._resume_at) if self._resume_at > time.time() else None,
+            "retry_at": utc_iso(self._resume_at) if self._resume_at > time.time() else None,
             "outbox_depth": counts.get("pending", 0),
             "mirrored": counts.get("done", 0),
             "dead_letters": counts.get("dead", 0),

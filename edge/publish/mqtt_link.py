@@ -56,7 +56,6 @@ class MqttLink:
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._last_warning = 0.0
-        self._last_reason = ""
         self.connect_count = 0
         self.on_connected: list[ConnectHook] = []
         self.on_disconnected: list[ConnectHook] = []
@@ -231,7 +230,6 @@ class MqttLink:
             logger.warning("mqtt: broker %s still away after %.0f s (%s)", target, now - self._down_since, reason)
         else:
             logger.debug("mqtt: %s", reason)
-        self._last_reason = reason
 
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Any

@@ -14,7 +14,6 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from datetime import UTC, datetime
 from typing import Any
 
 from edge.events import Event, EventBus
@@ -22,6 +21,7 @@ from edge.publish.mqtt_link import MqttLink
 from edge.publish.outbox import Outbox, Overflow
 from edge.publish.topics import Topics, session_suffix
 from edge.spool.sessions import SessionRecord
+from edge.timefmt import utc_iso
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def result_payload(record: SessionRecord, booth_id: str) -> dict[str, Any]:
             "status": record.status,
             "grade": record.grade,
             "reason": record.reason,
-            "time": datetime.fromtimestamp(record.updated_at, UTC).isoformat(),
+            "time": utc_iso(record.updated_at),
         }
     payload.setdefault("sessionId", record.id)
     payload.setdefault("status", record.status)
@@ -226,7 +226,7 @@ class Publisher:
         self._last_state = time.monotonic()
         state = dict(self._snapshot())
         state.setdefault("booth_id", self.booth_id)
-        state["time"] = datetime.now(UTC).isoformat()
+        state["time"] = utc_iso()
         payload = json.dumps(scrub(state), separators=(",", ":"), default=str)
         self.link.publish(self.topics.state, payload, qos=1, retain=True)
 
