@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
-import threading
-import time
 
 import uvicorn
 
 from edge.api.app import BoothApi, create_app
+from edge.serve import Served, serve_in_thread
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +42,7 @@ class ApiServer:
             server_header=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
-        self._server = uvicorn.Server(self._config)
-        self._socket: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._served: Served | None = None
         if not is_loopback(api.host) and not api.keys:
             logger.warning(
                 "local API bound to %s without api.keys: anyone on the network can grade and read sessions",
@@ -55,36 +51,17 @@ class ApiServer:
 
     @property
     def port(self) -> int:
-        if self._socket is None:
+        if self._served is None:
             raise RuntimeError("the API server is not started")
-        return int(self._socket.getsockname()[1])
+        return self._served.port
 
     def start(self) -> None:
-        # Binding here, not in the thread, makes a port already in use fail start() itself.
-        self._socket = self._config.bind_socket()
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="api-server", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the local API server stopped while starting; see the log above")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the local API server did not start within {START_TIMEOUT_S:.0f} s")
-            time.sleep(0.05)
+        self._served = serve_in_thread(self._config, "api-server", START_TIMEOUT_S)
         logger.info("local API listening on %s:%d", self._config.host, self.port)
 
     def stop(self) -> None:
-        if self._thread is None:
+        if self._served is None:
             return
-        self._server.should_exit = True
-        self._thread.join(STOP_TIMEOUT_S)
-        if self._thread.is_alive():
+        if not self._served.stop(STOP_TIMEOUT_S):
             logger.warning("local API server did not stop within %.0f s", STOP_TIMEOUT_S)
-            self._server.force_exit = True
-            self._thread.join(STOP_TIMEOUT_S)
-        if self._socket is not None:
-            self._socket.close()
-        self._thread = None
+        self._served = None

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge.cloudsim.analysis import analyse_section, decode_gray
+from edge.api.uploads import ImageRejected, check_image
+from edge.cloudsim.analysis import analyse_section
 from edge.cloudsim.faults import FaultPlan, FaultRule
 from edge.cloudsim.storage import SimStorage, safe_filename
 from edge.contract import (
@@ -34,9 +35,11 @@ from edge.imageinfo import MEDIA_TYPES, sniff
 from edge.imei import InvalidImeiError, validate_imei
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
-# The cloud's own examples use 123456789012345, whose check digit is wrong: like the cloud, the
-# simulator asks for 15 digits (validate_imei(..., luhn=False)) and leaves Luhn to the booth.
 MAX_PROCESS_BODY = 1024 * 1024
+MAX_UPLOAD_PIXELS = 100_000_000
+# The cloud's own examples use 123456789012345, whose check digit is wrong: like the cloud, the
+# simulator asks for 15 digits and leaves Luhn to the booth.
+CHECK_LUHN = False
 SECTION_RE = re.compile(SECTION_PATTERN)
 
 
@@ -108,21 +111,26 @@ def create_app(sim: SimControl) -> FastAPI:
             raise SimError(400, "Invalid request: section must be a plain lower-case name like front")
         if imei:
             try:
-                validate_imei(imei, luhn=False)
+                validate_imei(imei, luhn=CHECK_LUHN)
             except InvalidImeiError as exc:
                 raise SimError(400, str(exc)) from None
         data = image.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             raise SimError(413, f"Invalid request: image larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
-        if decode_gray(data) is None:
-            raise SimError(400, "Invalid request: image is not a decodable JPEG or PNG")
+        try:
+            check_image(data, MAX_UPLOAD_PIXELS)
+        except ImageRejected:
+            raise SimError(400, "Invalid request: image is not a decodable JPEG or PNG") from None
         return sim.storage.store_upload(imei or None, section, safe_filename(image.filename), data, sim.public_url)
 
     @app.post("/api/process", response_model=ProcessResponse)
     async def process(request: Request) -> dict[str, Any]:
-        body = await request.body()
-        if len(body) > MAX_PROCESS_BODY:
-            raise SimError(413, "Invalid request: body too large")
+        # Read no more than the limit: a huge body is refused, not held in memory.
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_PROCESS_BODY:
+                raise SimError(413, "Invalid request: body too large")
         try:
             parsed = ProcessRequest.model_validate(json.loads(body))
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -170,7 +178,7 @@ def _process(sim: SimControl, request: ProcessRequest) -> dict[str, Any]:
     if not sim.key_matches(request.key):
         raise SimError(401, KEY_NOT_FOUND)
     try:
-        imei = validate_imei(request.imei, luhn=False)
+        imei = validate_imei(request.imei, luhn=CHECK_LUHN)
     except InvalidImeiError as exc:
         raise SimError(400, str(exc)) from None
     images: list[ProcessedImage] = []

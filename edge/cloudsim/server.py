@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from pathlib import Path
@@ -14,11 +13,13 @@ import uvicorn
 from edge.cloudsim.app import constant_time_equal, create_app
 from edge.cloudsim.faults import FaultLayer, FaultPlan, FaultRule
 from edge.cloudsim.storage import SimStorage
+from edge.serve import Served, serve_in_thread
 
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 15.0
 GRACEFUL_STOP_S = 1
+STOP_TIMEOUT_S = 30.0
 
 
 class CloudSim:
@@ -39,9 +40,7 @@ class CloudSim:
         self._key = key
         self._lock = threading.Lock()
         self._asgi = FaultLayer(create_app(self), self.plan)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._served: Served | None = None
 
     # -- what the app asks -------------------------------------------------------------------------
 
@@ -95,7 +94,7 @@ class CloudSim:
 
     @property
     def listening(self) -> bool:
-        return self._server is not None
+        return self._served is not None
 
     def start(self) -> CloudSim:
         self.start_listening()
@@ -113,15 +112,12 @@ class CloudSim:
 
     def start_listening(self) -> None:
         with self._lock:
-            if self._server is not None:
+            if self._served is not None:
                 return
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            self.port = sock.getsockname()[1]
             config = uvicorn.Config(
                 self._asgi,
+                host=self.host,
+                port=self.port,
                 log_level="warning",
                 access_log=False,
                 lifespan="off",
@@ -131,26 +127,15 @@ class CloudSim:
                 timeout_graceful_shutdown=GRACEFUL_STOP_S,
             )
             self._asgi.closing.clear()
-            server = uvicorn.Server(config)
-            thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="cloudsim", daemon=True)
-            thread.start()
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while not server.started:
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    sock.close()
-                    raise RuntimeError(f"cloud simulator did not start on {self.host}:{self.port}")
-                time.sleep(0.02)
-            self._server, self._thread, self._socket = server, thread, sock
+            self._served = serve_in_thread(config, "cloudsim", START_TIMEOUT_S)
+            self.port = self._served.port
         logger.info("cloud simulator listening on %s", self.base_url)
 
     def stop_listening(self) -> None:
         with self._lock:
-            server, thread, sock = self._server, self._thread, self._socket
-            self._server = self._thread = self._socket = None
-        if server is None or thread is None or sock is None:
+            served, self._served = self._served, None
+        if served is None:
             return
         self._asgi.closing.set()
-        server.should_exit = True
-        thread.join()
-        sock.close()
+        served.stop(STOP_TIMEOUT_S)
         logger.info("cloud simulator stopped listening on %s", self.base_url)

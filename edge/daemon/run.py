@@ -96,7 +96,8 @@ def _main_loop(booth: Booth, notifier: Notifier, stop: threading.Event) -> None:
         elif was_healthy:
             logger.error("booth unhealthy: session worker stuck or dead; watchdog pings withheld")
         was_healthy = healthy
-        snapshot = booth.status.snapshot()
+        # Only the two values systemd shows: a full snapshot would run every probe (queries) each tick.
+        snapshot = booth.status.snapshot(only=lambda key: key in ("activity", "disk_free_mb"))
         status = f"{snapshot.get('activity')}; disk free {snapshot.get('disk_free_mb')} MB"
         if status != last_status:
             notifier.status(status)
