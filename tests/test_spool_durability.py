@@ -169,3 +169,23 @@ def test_retention_prunes_delivered_mqtt_rows_after_their_keep_time(tmp_path: Pa
     left = booth.db.connection().execute("SELECT session_id FROM mqtt_outbox").fetchall()
     assert [row[0] for row in left] == ["s2"]  # the undelivered row stays
     booth.close()
+
+
+def test_after_commit_announces_only_what_was_committed(tmp_path: Path) -> None:
+    db = Database(tmp_path / "spool.db")
+    heard: list[str] = []
+    with db.transaction() as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        db.after_commit(lambda: heard.append("kept"))
+        assert heard == []  # not before the commit
+    assert heard == ["kept"]
+    with pytest.raises(RuntimeError), db.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+        db.after_commit(lambda: heard.append("rolled back"))
+        raise RuntimeError("the write fails")
+    with db.transaction():
+        pass
+    assert heard == ["kept"]  # the rolled-back announcement never runs, not even at the next commit
+    db.after_commit(lambda: heard.append("no transaction"))
+    assert heard == ["kept", "no transaction"]
+    db.close()

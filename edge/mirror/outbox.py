@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,12 +133,9 @@ class CloudOutbox:
         self.events = events
         self.enabled = enabled
         self.db.migrate(COMPONENT, MIGRATIONS)
-        self._lock = threading.Lock()
         # Events decided inside the result transaction go out after it commits (store listener).
-        self._after_commit: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self._on_enqueued: list[Callable[[], None]] = []
         store.add_result_hook(self._enqueue)
-        store.add_listener(self._committed)
 
     def on_enqueued(self, callback: Callable[[], None]) -> None:
         self._on_enqueued.append(callback)
@@ -185,18 +181,14 @@ class CloudOutbox:
             " VALUES (?, ?, ?, ?, ?)",
             [(row["id"], record.id, row["section"], row["path"], row["sha256"]) for row in images],
         )
-        if events:
-            with self._lock:
-                self._after_commit[record.id] = events
 
-    def _committed(self, record: SessionRecord) -> None:
-        with self._lock:
-            events = self._after_commit.pop(record.id, [])
-        for type_, fields in events:
-            self.events.emit(type_, **fields)  # type: ignore[arg-type]
-        if record.status in MIRRORED_STATUSES:
+        def announce() -> None:
+            for type_, fields in events:
+                self.events.emit(type_, **fields)  # type: ignore[arg-type]
             for callback in self._on_enqueued:
                 callback()
+
+        self.db.after_commit(announce)
 
     # -- the worker's side ------------------------------------------------------------------------
 

@@ -102,12 +102,12 @@ class Publisher:
         overflow = self.outbox.enqueue(
             conn, record.id, "result", session_suffix(record.id), result_payload(record, self.booth_id)
         )
-        self._after_enqueue(overflow)
+        self.outbox.db.after_commit(lambda: self._after_enqueue(overflow))
 
     def publish_cloud_result(self, conn: sqlite3.Connection, session_id: str, payload: dict[str, Any]) -> None:
         """For the cloud mirror: queue the cloud's answer in the caller's transaction."""
         overflow = self.outbox.enqueue(conn, session_id, "cloud", session_suffix(session_id, cloud=True), payload)
-        self._after_enqueue(overflow)
+        self.outbox.db.after_commit(lambda: self._after_enqueue(overflow))
 
     def _after_enqueue(self, overflow: Overflow | None) -> None:
         if overflow is not None:

@@ -10,7 +10,7 @@ import logging
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,10 +76,35 @@ class Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._pending().clear()
             raise
-        conn.execute("COMMIT")
+        callbacks, self._local.after_commit = self._pending(), []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("after-commit callback failed")
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this thread's open transaction commits, never if it rolls back.
+
+        For announcements (events, wake-ups) of what a transaction writes: a rollback must not
+        leave them announced. Outside a transaction the callback runs at once.
+        """
+        if not self.connection().in_transaction:
+            callback()
+            return
+        self._pending().append(callback)
+
+    def _pending(self) -> list[Callable[[], None]]:
+        pending: list[Callable[[], None]] | None = getattr(self._local, "after_commit", None)
+        if pending is None:
+            pending = self._local.after_commit = []
+        return pending
 
     def migrate(self, component: str, steps: Sequence[str]) -> None:
         """Apply ``steps[i]`` (SQL scripts) for versions not yet applied to ``component``."""
