@@ -132,9 +132,11 @@ class BoothProcessResponse(ProcessResponse):
     """The process answer the booth gives: the contract's keys plus grade, model, timings, booth."""
 
     analysis: dict[str, BoothSectionAnalysis]  # type: ignore[assignment]
-    status: Literal["graded", "retake", "failed"]
+    status: Literal["graded", "retake", "review", "failed"]
     grade: Grade | None
     reason: str | None = None
+    # With status "review": the grade the booth would give, until a technician confirms or changes it.
+    provisional_grade: Grade | None = None
     model: ModelInfo
     timings_ms: dict[str, float]
     booth_id: str
