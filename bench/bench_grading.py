@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from edge.config.model import GradingConfig, ModelConfig
+from edge.contract import BoothSectionAnalysis
 from edge.grade import Grader, SessionGrade
 from edge.grade.runtime import Runtime
 from edge.imageinfo import sniff
@@ -61,28 +62,34 @@ def render_elsewhere() -> list[tuple[str, bytes]]:
         return pool.submit(render_session).result()
 
 
-# (kind, defects drawn, what a right answer is)
+def _kinds(a: BoothSectionAnalysis) -> set[str]:
+    return {d.kind for d in a.defects}
+
+
+# (kind, defects drawn, render options, what a right answer is)
 ACCURACY = (
-    ("clean", {}, lambda a, g: g == "A" and not a.issues),
-    ("cracked", {"crack": 1}, lambda a, g: g in ("D", "E") and any("crack" in i or "shattered" in i for i in a.issues)),
-    ("scratched", {"scratch": 2}, lambda a, g: any("scratch" in i for i in a.issues)),
-    ("dirty", {"dirt": 2}, lambda a, g: g == "A" and not a.issues and any("clean" in r for r in a.recommendations)),
+    ("clean", {}, {}, lambda a, g: g == "A" and not a.issues),
+    ("lit screen", {}, {"screen_on": True, "variety": True}, lambda a, g: g in ("A", "B") and "crack" not in _kinds(a)),
+    ("cracked", {"crack": 1}, {}, lambda a, g: g in ("D", "E") and "crack" in _kinds(a)),
+    ("scratched", {"scratch": 2}, {}, lambda a, g: any("scratch" in i for i in a.issues)),
+    ("dirty", {"dirt": 2}, {}, lambda a, g: g == "A" and not a.issues and any("clean" in r for r in a.recommendations)),
 )
 
 
 def accuracy(grader: Grader, n: int) -> None:
     """Held-out renders (seeds the training never used), 1920x1080, both faces."""
     print(f"\naccuracy on {n} held-out renders per kind (1920x1080):")
-    for kind, defects, right in ACCURACY:
-        ok = retake = 0
+    for kind, defects, options, right in ACCURACY:
+        ok = retake = review = 0
         for i in range(n):
-            face = "front" if i % 2 == 0 else "back"
-            rng = np.random.default_rng([99, i, len(defects)])
-            r = render_scene(rng, 1920, 1080, face=face, defects=defects)  # type: ignore[arg-type]
+            face = "front" if i % 2 == 0 or options else "back"
+            rng = np.random.default_rng([99, i, len(defects), *([1] if options else [])])
+            r = render_scene(rng, 1920, 1080, face=face, defects=defects, **options)  # type: ignore[arg-type]
             res = grader.grade([(face, r.jpeg)])
             retake += res.status == "retake"
+            review += res.status == "review"
             ok += res.status == "graded" and right(res.analysis[face], res.grade)
-        print(f"  {kind:<10} right {ok}/{n - retake} graded ({retake} asked for a retake)")
+        print(f"  {kind:<10} right {ok}/{n - retake} graded ({retake} asked for a retake, {review} for a review)")
 
 
 # Changes a booth's photos go through that must not change the answer: the phone turned round,
