@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace, request: dict[str, Any], timeout_s: float) -> int:
-    from edge.daemon.run import control_socket_path
+    from edge.daemon.wiring import control_socket_path
     from edge.trigger.control import call
 
     config = _load(args.config)

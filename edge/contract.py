@@ -12,6 +12,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.statuses import FinalStatus
+
 SECTION_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 SCORE_MIN = 0
 SCORE_MAX = 100
@@ -132,7 +134,7 @@ class BoothProcessResponse(ProcessResponse):
     """The process answer the booth gives: the contract's keys plus grade, model, timings, booth."""
 
     analysis: dict[str, BoothSectionAnalysis]  # type: ignore[assignment]
-    status: Literal["graded", "retake", "failed"]
+    status: FinalStatus
     grade: Grade | None
     reason: str | None = None
     model: ModelInfo

@@ -12,6 +12,7 @@ import pytest
 
 from edge.config.load import load_config
 from edge.daemon.booth import Booth
+from edge.daemon.wiring import build
 from edge.trigger.control import ControlSocket
 from tests.booth_support import VALID_IMEI, write_config
 
@@ -19,7 +20,8 @@ from tests.booth_support import VALID_IMEI, write_config
 @pytest.fixture
 def control(tmp_path: Path) -> Iterator[tuple[Booth, Path]]:
     # The session worker is never started: a trigger stores its session and leaves it queued.
-    booth = Booth(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
+    daemon = build(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
+    booth = daemon.booth
     # A short folder: a Unix socket path is limited to about 100 bytes, pytest's are long.
     with tempfile.TemporaryDirectory(prefix="eg-") as short:
         path = Path(short) / "control.sock"
@@ -27,7 +29,7 @@ def control(tmp_path: Path) -> Iterator[tuple[Booth, Path]]:
         server.start()
         yield booth, path
         server.stop()
-    booth.close()
+    daemon.close()
 
 
 def ask(path: Path, request: dict) -> dict:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_config
-from edge.daemon.booth import Booth
-from edge.daemon.errors import TriggerRefusedError
+from edge.daemon.wiring import build
+from edge.errors import TriggerRefusedError
 from edge.spool.db import Database
 from edge.spool.sessions import SessionStore
 from tests.booth_support import OTHER_IMEI, VALID_IMEI, DaemonProcess, wait_for, write_config
@@ -143,7 +143,8 @@ def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, boot
 
 def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: Path) -> None:
     config = load_config(write_config(tmp_path / "cfg", booth_images))
-    booth = Booth(config)
+    daemon = build(config)
+    booth = daemon.booth
     events: list[dict] = []
     booth.events.subscribe(events.append)
     try:
@@ -160,4 +161,4 @@ def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: P
         assert [e["type"] for e in events] == ["trigger_rejected", "trigger_rejected", "disk_low"]
         assert booth.store.list() == []
     finally:
-        booth.close()
+        daemon.close()

@@ -11,7 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config.load import load_config
 from edge.config.mqtt import MqttConfig
-from edge.daemon.booth import Booth
+from edge.daemon.wiring import build
 from edge.publish import MqttService
 from tests.booth_support import write_config
 from tests.mosquitto_broker import Collector, MosquittoBroker
@@ -26,9 +26,10 @@ def setup(tmp_path):
     broker = MosquittoBroker().start()
     # The booth's session worker is never started: a trigger stores and queues its session and
     # leaves the booth busy, so the next one is refused by the booth's own rule.
-    booth = Booth(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
+    daemon = build(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
+    booth = daemon.booth
     config = MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=1)
-    service = MqttService(config, BOOTH, booth.db, booth.store, booth.events, trigger=booth.trigger)
+    service = MqttService(config, BOOTH, daemon.outbox, daemon.status, trigger=booth.trigger)
     service.start()
     assert service.link.wait_connected(10)
     sub = Collector(broker, f"{PREFIX}/cmd/trigger/response")
@@ -51,7 +52,7 @@ def setup(tmp_path):
     client.loop_stop()
     sub.close()
     service.stop()
-    booth.close()
+    daemon.close()
     broker.close()
 
 

@@ -25,14 +25,11 @@ from edge.api.models import Health, SessionImage, SessionPage, SessionView, Trig
 from edge.api.uploads import ImageRejected, UploadStore, check_image, sanitize_filename
 from edge.config.root import AppConfig
 from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, UploadResponse
-from edge.daemon.errors import SessionFailedError, TriggerRefusedError
-from edge.daemon.status import StatusBoard
-from edge.events import EventBus
+from edge.errors import SessionFailedError, TriggerRefusedError
 from edge.imageinfo import media_type
 from edge.imei import InvalidImeiError, mask_imei
-from edge.spool.db import Database
-from edge.spool.retention import Retention
 from edge.spool.sessions import SAFE_NAME, SessionRecord, SessionStore
+from edge.status import StatusBoard
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +46,7 @@ HEALTH_KEYS = {
     "cloud": "cloud",
     "disk_free_mb": "disk_free_mb",
     "activity": "activity",
+    "workers": "workers",
 }
 
 
@@ -56,11 +54,8 @@ class BoothApi(Protocol):
     """What the API needs of ``edge.daemon.booth.Booth``."""
 
     config: AppConfig
-    db: Database
     store: SessionStore
-    events: EventBus
     status: StatusBoard
-    retention: Retention
 
     def check_imei(self, imei: object) -> str: ...
 
@@ -71,6 +66,13 @@ class BoothApi(Protocol):
     ) -> dict[str, Any]: ...
 
     def image_url(self, path: str) -> str: ...
+
+
+def refusal(exc: TriggerRefusedError) -> ApiError:
+    """A full session queue is 503 with Retry-After (clients of the contract retry on it)."""
+    if exc.retry_after_s is not None:
+        return ApiError(503, exc.message, {"Retry-After": str(exc.retry_after_s)})
+    return ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message)
 
 
 # Refused bodies up to this many times the limit are read and discarded so the client gets the 413.
@@ -152,7 +154,7 @@ def _too_large(limit: int) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     return response
 
 
-def create_app(booth: BoothApi) -> FastAPI:
+def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics) -> FastAPI:
     config = booth.config
     api = config.api
     sections = list(config.booth.sections)
@@ -160,10 +162,7 @@ def create_app(booth: BoothApi) -> FastAPI:
     max_upload = int(api.max_upload_mb * 1_000_000)
     max_pixels = int(api.max_upload_megapixels * 1_000_000)
     max_json = api.max_json_kb * 1024
-    uploads = UploadStore(booth.db, booth.store.images_root)
-    ttl_s = config.storage.upload_ttl_h * 3600
-    booth.retention.add_sweeper(lambda now: uploads.expire(now - ttl_s))
-    metrics = ApiMetrics(booth.store, booth.status)
+    metrics.read_state_from(booth.store, booth.status)
     images_root = booth.store.images_root.resolve()
 
     app = FastAPI(
@@ -232,7 +231,7 @@ def create_app(booth: BoothApi) -> FastAPI:
             raise ApiError(exc.status, str(exc)) from None
         name = sanitize_filename(image.filename, kind)
         # The URL must be the one the booth's own answers use, so /api/process finds it again.
-        stored = uploads.save(data, section, device, name, booth.image_url)
+        stored = uploads.save(data, section, device, name)
         metrics.uploads.inc()
         metrics.upload_bytes.inc(stored.size)
         logger.info(
@@ -241,7 +240,8 @@ def create_app(booth: BoothApi) -> FastAPI:
             stored.size,
             mask_imei(device) if device else "no imei",
         )
-        return UploadResponse(url=stored.url, path=stored.path, size=stored.size, section=stored.section)
+        url = booth.image_url(stored.path)
+        return UploadResponse(url=url, path=stored.path, size=stored.size, section=stored.section)
 
     @app.post(
         "/api/process",
@@ -275,7 +275,7 @@ def create_app(booth: BoothApi) -> FastAPI:
         try:
             result = booth.process_uploads(imei, resolved, source="api")
         except TriggerRefusedError as exc:
-            raise ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message) from None
+            raise refusal(exc) from None
         except SessionFailedError as exc:
             raise ApiError(500, f"Grading failed: {exc.reason}") from None
         metrics.process.observe(time.monotonic() - started)
@@ -303,7 +303,7 @@ def create_app(booth: BoothApi) -> FastAPI:
         try:
             session = booth.trigger(imei, source="http", request_id=body.request_id)
         except TriggerRefusedError as exc:
-            raise ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message) from None
+            raise refusal(exc) from None
         return TriggerResponse(sessionId=session.id, status=session.status)  # type: ignore[arg-type]
 
     def view(record: SessionRecord) -> SessionView:
@@ -396,7 +396,8 @@ def create_app(booth: BoothApi) -> FastAPI:
     def healthz() -> Health:
         snapshot = booth.status.snapshot()
         components = {name: snapshot.get(key) for name, key in HEALTH_KEYS.items()}
-        return Health(booth_id=config.booth.id, components=components)
+        down = sorted(name for name, state in (components["workers"] or {}).items() if state != "alive")
+        return Health(status="down" if down else "ok", down=down, booth_id=config.booth.id, components=components)
 
     @app.get(
         "/metrics",

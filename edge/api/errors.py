@@ -25,8 +25,8 @@ MAX_LOC_PARTS = 6
 class ApiError(StarletteHTTPException):
     """An answer in the contract's error form with ``status``."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(status_code=status, detail=message)
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=message, headers=headers)
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -49,7 +49,7 @@ _DESCRIPTIONS = {
     415: "Unsupported media type",
     422: "A field is missing or has the wrong type",
     500: "Grading failed or internal error",
-    503: "The booth is stopping or not ready",
+    503: "The booth is busy (see Retry-After) or stopping",
     507: "Not enough free disk for a new session",
 }
 

@@ -64,10 +64,12 @@ class SessionPage(BaseModel):
 
 
 class Health(BaseModel):
-    """Liveness: the process answers; ``components`` tells what works."""
+    """Liveness: ``ok`` while every worker of the daemon is alive, else ``down`` naming them."""
 
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "down"] = "ok"
+    down: list[str] = Field(default_factory=list, description="the workers that are not alive")
     booth_id: str
     components: dict[str, Any] = Field(
-        description="cameras, model, broker, cloud, disk: the StatusBoard's values, null when not reported"
+        description="cameras, model, broker, cloud, disk, activity, workers (alive or down): "
+        "the StatusBoard's values, null when not reported"
     )

@@ -8,7 +8,10 @@ import logging
 import uvicorn
 
 from edge.api.app import BoothApi, create_app
+from edge.api.metrics import ApiMetrics
+from edge.api.uploads import UploadStore
 from edge.serve import Served, serve_in_thread
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +32,9 @@ def is_loopback(host: str) -> bool:
 class ApiServer:
     """The local API on ``config.api.host:port``; ``port`` is the bound one (config port 0 picks one)."""
 
-    def __init__(self, booth: BoothApi) -> None:
+    def __init__(self, booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics) -> None:
         api = booth.config.api
-        self.app = create_app(booth)
+        self.app = create_app(booth, uploads, metrics)
         self._config = uvicorn.Config(
             self.app,
             host=api.host,
@@ -48,6 +51,10 @@ class ApiServer:
                 "local API bound to %s without api.keys: anyone on the network can grade and read sessions",
                 api.host,
             )
+
+    @property
+    def worker(self) -> Worker | None:
+        return None if self._served is None else self._served.worker
 
     @property
     def port(self) -> int:

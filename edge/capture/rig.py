@@ -27,13 +27,13 @@ class CaptureRig:
         }
         self.lights = Lights(config.lights)
         # One thread per camera: a shot that hangs in a driver blocks only that camera's thread,
-        # and the session fails on the timeout instead of the daemon hanging.
-        self._executors = {name: self._executor(name) for name in self.cameras}
+        # and the session fails on the timeout instead of the daemon hanging. The hung call keeps
+        # the thread; the camera refuses shots until it returns, so threads never pile up.
+        self._executors = {
+            name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-{name}") for name in self.cameras
+        }
+        self._hung: dict[str, Future[object]] = {}
         self.camera_state: dict[str, str] = dict.fromkeys(self.cameras, "closed")
-
-    @staticmethod
-    def _executor(name: str) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-{name}")
 
     def open(self) -> None:
         """Open every camera; a camera that fails is reported and retried at its next shot."""
@@ -62,13 +62,16 @@ class CaptureRig:
                 sink(section, shot, data)
 
     def _run(self, name: str, fn: Callable[[], T], timeout: float) -> T:
+        hung = self._hung.get(name)
+        if hung is not None:
+            if not hung.done():
+                raise CaptureError(f"camera {name} is still stuck in an earlier call")
+            del self._hung[name]
         future: Future[T] = self._executors[name].submit(fn)
         try:
             return future.result(timeout=timeout)
         except FutureTimeout:
-            # The stuck thread is abandoned; a fresh one serves the next shot of this camera.
-            self._executors[name].shutdown(wait=False, cancel_futures=True)
-            self._executors[name] = self._executor(name)
+            self._hung[name] = future  # type: ignore[assignment]
             raise CaptureError(f"camera {name} did not answer within {timeout:g} s") from None
         except CaptureError:
             raise

@@ -8,11 +8,9 @@ worker thread, never on paho's network thread; a full queue is answered "busy" a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import queue
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,12 +19,14 @@ from paho.mqtt.client import MQTTMessage
 from edge.publish.mqtt_link import MqttLink
 from edge.publish.topics import Topics
 from edge.spool.sessions import SessionRecord
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 4096
 MAX_REQUEST_ID = 128
 QUEUE_SIZE = 8
+POLL_S = 1.0
 
 # Booth.trigger(imei, source=..., request_id=...): checks the IMEI by the booth's rule and raises
 # TriggerRefusedError (with a code) when it refuses: invalid IMEI, busy, disk low, stopping.
@@ -38,22 +38,8 @@ class CommandHandler:
         self.link = link
         self.topics = topics
         self.trigger = trigger
-        self._queue: queue.Queue[tuple[Any, str, Any] | None] = queue.Queue(QUEUE_SIZE)
-        self._thread: threading.Thread | None = None
-        link.subscriptions.append(topics.cmd_trigger)
-        link.on_message = self.on_message
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="mqtt-commands", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._thread is None:
-            return
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        self._thread.join(timeout)
-        self._thread = None
+        self._queue: queue.Queue[tuple[Any, str, Any]] = queue.Queue(QUEUE_SIZE)
+        self.worker = Worker("mqtt-commands", self._step)
 
     def on_message(self, message: MQTTMessage) -> None:
         """paho network thread: parse, then queue the trigger or answer at once."""
@@ -66,6 +52,7 @@ class CommandHandler:
             return
         try:
             self._queue.put_nowait((request_id, imei_or_error, correlation))
+            self.worker.wake()
         except queue.Full:
             self.answer(request_id, correlation, error="booth busy: too many trigger requests pending")
 
@@ -88,21 +75,21 @@ class CommandHandler:
             return request_id, ValueError("Invalid request: imei is required")
         return request_id, data["imei"]
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            request_id, imei, correlation = item
-            try:
-                result = self.trigger(imei, source="mqtt", request_id=None if request_id is None else str(request_id))
-            except Exception as exc:
-                logger.info("mqtt: trigger request %r refused: %s", request_id, exc)
-                code = getattr(exc, "code", None)
-                self.answer(request_id, correlation, error=str(exc) or exc.__class__.__name__, code=code)
-                continue
-            logger.info("mqtt: trigger request %r started session %s", request_id, result.id)
-            self.answer(request_id, correlation, session_id=result.id)
+    def _step(self) -> float:
+        try:
+            request_id, imei, correlation = self._queue.get_nowait()
+        except queue.Empty:
+            return POLL_S
+        try:
+            result = self.trigger(imei, source="mqtt", request_id=None if request_id is None else str(request_id))
+        except Exception as exc:
+            logger.info("mqtt: trigger request %r refused: %s", request_id, exc)
+            code = getattr(exc, "code", None)
+            self.answer(request_id, correlation, error=str(exc) or exc.__class__.__name__, code=code)
+            return 0.0
+        logger.info("mqtt: trigger request %r started session %s", request_id, result.id)
+        self.answer(request_id, correlation, session_id=result.id)
+        return 0.0
 
     def answer(
         self,

@@ -8,25 +8,25 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from edge.spool.db import Database
-from edge.spool.files import atomic_write
+from edge.spool.files import FileJournal, atomic_write
+from edge.statuses import FINAL, Status, sql_list
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["capturing", "captured", "grading", "graded", "retake", "failed"]
-TERMINAL: frozenset[str] = frozenset({"graded", "retake", "failed"})
 ImageKind = Literal["original", "overlay"]
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 MIGRATIONS = (
-    """
-    CREATE TABLE sessions (
+    (
+        """
+        CREATE TABLE sessions (
         id TEXT PRIMARY KEY,
         imei TEXT NOT NULL,
         source TEXT NOT NULL,
@@ -38,10 +38,12 @@ MIGRATIONS = (
         cloud_json TEXT,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL
-    );
-    CREATE INDEX sessions_created ON sessions (created_at);
-    CREATE INDEX sessions_status ON sessions (status);
-    CREATE TABLE images (
+        )
+        """,
+        "CREATE INDEX sessions_created ON sessions (created_at)",
+        "CREATE INDEX sessions_status ON sessions (status)",
+        """
+        CREATE TABLE images (
         id INTEGER PRIMARY KEY,
         session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
         section TEXT NOT NULL,
@@ -51,9 +53,10 @@ MIGRATIONS = (
         sha256 TEXT NOT NULL,
         size INTEGER NOT NULL,
         created_at REAL NOT NULL
-    );
-    CREATE INDEX images_session ON images (session_id, kind, section, shot)
-    """,
+        )
+        """,
+        "CREATE INDEX images_session ON images (session_id, kind, section, shot)",
+    ),
 )
 
 
@@ -86,11 +89,12 @@ class SessionRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in FINAL
 
 
-ResultHook = Callable[[sqlite3.Connection, SessionRecord], None]
-Listener = Callable[[SessionRecord], None]
+# Runs inside the transaction that stores a finished session: outbox enqueues, counters (which
+# announce through Database.after_commit). The daemon declares the one list of them.
+FinishedHook = Callable[[sqlite3.Connection, SessionRecord], None]
 
 
 def image_path(imei: str, section: str, filename: str, now_ms: int) -> str:
@@ -101,21 +105,13 @@ def image_path(imei: str, section: str, filename: str, now_ms: int) -> str:
 
 
 class SessionStore:
-    def __init__(self, db: Database, images_root: Path) -> None:
+    def __init__(self, db: Database, images_root: Path, on_finished: Sequence[FinishedHook] = ()) -> None:
         self.db = db
         self.images_root = images_root
         images_root.mkdir(parents=True, exist_ok=True)
         db.migrate("spool", MIGRATIONS)
-        self._hooks: list[ResultHook] = []
-        self._listeners: list[Listener] = []
-
-    def add_result_hook(self, hook: ResultHook) -> None:
-        """``hook`` runs inside the transaction that stores a finished session (outbox enqueue)."""
-        self._hooks.append(hook)
-
-    def add_listener(self, listener: Listener) -> None:
-        """``listener`` runs after a finished session is committed (wake-ups, metrics)."""
-        self._listeners.append(listener)
+        self.journal = FileJournal(db, images_root)
+        self._on_finished = tuple(on_finished)
 
     def create(
         self, imei: str, source: str, request_id: str | None = None, status: Status = "capturing"
@@ -148,19 +144,22 @@ class SessionStore:
         kind: ImageKind = "original",
         filename: str | None = None,
     ) -> ImageRecord:
-        """Write the file atomically, then its row: a row never points at a missing file."""
+        """Note the file, write it atomically, then its row: a row never points at a missing file,
+        and a crash before the row leaves a note that removes the file on the next start."""
         suffix = "-overlay" if kind == "overlay" else ""
         name = filename or f"{section}-{shot + 1}{suffix}.jpg"
         rel = image_path(session.imei, section, name, int(time.time() * 1000))
+        self.journal.intend(rel)
         digest = atomic_write(self.images_root / rel, data)
         return self.register_image(session.id, section, shot, kind, rel, digest, len(data))
 
     def register_image(
         self, session_id: str, section: str, shot: int, kind: str, rel: str, sha256: str, size: int
     ) -> ImageRecord:
-        """Record a file that is already durably on disk under ``images_root``."""
+        """Record a file already durably on disk under ``images_root`` (noted with ``journal.intend``)."""
         now = time.time()
         with self.db.transaction() as conn:
+            self.journal.clear(conn, [rel])
             cursor = conn.execute(
                 "INSERT INTO images (session_id, section, shot, kind, path, sha256, size, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -194,7 +193,7 @@ class SessionStore:
         reason: str | None = None,
     ) -> SessionRecord:
         """Store the outcome and enqueue it in every outbox, all in one transaction."""
-        if status not in TERMINAL:
+        if status not in FINAL:
             raise ValueError(f"{status} is not a final status")
         with self.db.transaction() as conn:
             conn.execute(
@@ -204,13 +203,8 @@ class SessionStore:
             record = self._get(conn, session_id)
             if record is None:
                 raise KeyError(session_id)
-            for hook in self._hooks:
+            for hook in self._on_finished:
                 hook(conn, record)
-        for listener in self._listeners:
-            try:
-                listener(record)
-            except Exception:
-                logger.exception("session listener failed")
         return record
 
     def set_cloud(self, session_id: str, cloud: dict[str, Any], conn: sqlite3.Connection | None = None) -> None:
@@ -235,7 +229,7 @@ class SessionStore:
 
     def unfinished(self) -> list[SessionRecord]:
         rows = self.db.connection().execute(
-            "SELECT * FROM sessions WHERE status NOT IN ('graded', 'retake', 'failed') ORDER BY created_at"
+            f"SELECT * FROM sessions WHERE status NOT IN ({sql_list(FINAL)}) ORDER BY created_at"  # noqa: S608
         )
         return [_record(row) for row in rows.fetchall()]
 
