@@ -39,6 +39,16 @@ def run(config: AppConfig) -> int:
     return 0
 
 
+def watchdog_tick(daemon: Daemon, notifier: Notifier, was_down: list[str]) -> list[str]:
+    """Ping systemd's watchdog only while every worker is alive; the workers that are down."""
+    down = daemon.down()
+    if not down:
+        notifier.watchdog()
+    elif down != was_down:
+        logger.error("booth unhealthy: %s down; watchdog pings withheld", ", ".join(down))
+    return down
+
+
 def _main_loop(daemon: Daemon, notifier: Notifier, stop: threading.Event) -> None:
     tick = min(watchdog_interval_s() or DEFAULT_TICK_S, DEFAULT_TICK_S)
     sweep_every = daemon.config.storage.sweep_interval_s
@@ -46,17 +56,12 @@ def _main_loop(daemon: Daemon, notifier: Notifier, stop: threading.Event) -> Non
     last_status = ""
     was_down: list[str] = []
     while not stop.wait(tick):
-        down = daemon.down()
-        if not down:
-            notifier.watchdog()
-        elif down != was_down:
-            logger.error("booth unhealthy: %s down; watchdog pings withheld", ", ".join(down))
-        was_down = down
+        was_down = watchdog_tick(daemon, notifier, was_down)
         # Only the two values systemd shows: a full snapshot would run every probe (queries) each tick.
         snapshot = daemon.status.snapshot(only=lambda key: key in ("activity", "disk_free_mb"))
         status = f"{snapshot.get('activity')}; disk free {snapshot.get('disk_free_mb')} MB"
-        if down:
-            status = f"{', '.join(down)} down; {status}"
+        if was_down:
+            status = f"{', '.join(was_down)} down; {status}"
         if status != last_status:
             notifier.status(status)
             last_status = status

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +32,7 @@ from edge.spool.sessions import SessionStore
 from edge.status import StatusBoard
 from edge.trigger.control import ControlSocket
 from edge.trigger.gpio import GpioTriggers
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +66,16 @@ class Daemon:
     parts: list[Part]
     started: list[Part] = field(default_factory=list)
 
-    def workers(self) -> dict[str, Callable[[], bool]]:
-        """Every long-lived thread (by name) with the check the watchdog asks of it."""
-        checks: dict[str, Callable[[], bool]] = {"session-worker": self.booth.alive}
+    def workers(self) -> list[Worker]:
+        """Every long-lived thread of the daemon, in start order."""
+        workers = [self.booth.worker]
         for part in self.started:
-            for worker in _workers_of(part):
-                checks[worker.name] = worker.alive
-        return checks
+            workers.extend(_workers_of(part))
+        return workers
 
     def down(self) -> list[str]:
-        """The workers that are not alive, by name; empty when all are."""
-        return [name for name, alive in self.workers().items() if not alive()]
+        """The workers that are not alive (the session worker also when a session is stuck), by name."""
+        return [w.name for w in self.workers() if not (self.booth.alive() if w is self.booth.worker else w.alive())]
 
     def start(self) -> None:
         self.booth.start()
@@ -108,7 +107,7 @@ class _BoothPart:
         self.booth.stop()
 
 
-def _workers_of(part: object) -> list:  # type: ignore[type-arg]
+def _workers_of(part: object) -> list[Worker]:
     from edge.api.server import ApiServer
 
     if isinstance(part, MqttService):
@@ -120,6 +119,11 @@ def _workers_of(part: object) -> list:  # type: ignore[type-arg]
     if isinstance(part, ApiServer):
         return [part.worker] if part.worker is not None else []
     return []
+
+
+def _worker_states(daemon: Daemon) -> dict[str, str]:
+    down = set(daemon.down())
+    return {w.name: "down" if w.name in down else "alive" for w in daemon.workers()}
 
 
 def build(
@@ -188,5 +192,6 @@ def build(
     status.probe("mqtt_outbox_depth", lambda: outbox.depth("mqtt"))
     status.probe("cloud_outbox_depth", lambda: outbox.depth("cloud"))
     status.probe("mqtt_connected", lambda: mqtt is not None and mqtt.connected)
-    status.probe(WORKERS_KEY, lambda: {name: "alive" if ok() else "down" for name, ok in daemon.workers().items()})
+    status.probe(WORKERS_KEY, lambda: _worker_states(daemon))
+
     return daemon
