@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 VALID_IMEI = "490154203237518"
 OTHER_IMEI = "356938035643809"
+# The daemon's own line once cameras, model and every part are up (not any line holding "ready").
+READY_LINE = re.compile(r" INFO edge\.daemon\.run: booth [A-Za-z0-9_-]+ ready$", re.M)
 
 
 def free_port() -> int:
@@ -119,7 +122,7 @@ class DaemonProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.output()}")
-            return "ready" in self.output()
+            return READY_LINE.search(self.output()) is not None
 
         wait_for(ready, timeout)
 

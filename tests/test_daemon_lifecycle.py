@@ -48,7 +48,7 @@ def test_daemon_is_ready_grades_a_cli_trigger_and_stops_cleanly(
         result = daemon.cli("trigger", "--imei", VALID_IMEI, "--wait")
         assert result.returncode == 0, result.stdout + result.stderr
         answer = json.loads(result.stdout)
-        assert answer["status"] in ("graded", "retake")
+        assert answer["status"] == "graded"
         assert "WATCHDOG=1" in _messages(sock, "WATCHDOG=1")
         state = tmp_path / "cfg" / "state"
         images = _db_rows(
@@ -132,7 +132,7 @@ def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, boot
         daemon.wait_ready()
         wait_for(
             lambda: (
-                _db_rows(state, "SELECT status FROM sessions WHERE id = ?", (session.id,))[0][0] in ("graded", "retake")
+                _db_rows(state, "SELECT status FROM sessions WHERE id = ?", (session.id,))[0][0] == "graded"
             )
         )
         result = json.loads(_db_rows(state, "SELECT result_json FROM sessions WHERE id = ?", (session.id,))[0][0])
@@ -162,3 +162,23 @@ def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: P
         assert booth.store.list() == []
     finally:
         daemon.close()
+
+
+def test_a_failed_disk_write_leaves_no_imei_in_the_whole_log(tmp_path: Path, booth_images: Path) -> None:
+    config = write_config(tmp_path / "cfg", booth_images)
+    state = tmp_path / "cfg" / "state"
+    # The front photo's folder cannot be made: a file stands where it goes (root ignores permissions).
+    (state / "images" / VALID_IMEI).mkdir(parents=True)
+    (state / "images" / VALID_IMEI / "front").write_bytes(b"in the way")
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_ready()
+        result = daemon.cli("trigger", "--imei", VALID_IMEI, "--wait")
+        answer = json.loads(result.stdout)
+        assert answer["status"] == "failed"
+        assert answer["reason"] == "capture failed: photo could not be stored: File exists"
+    finally:
+        daemon.stop()
+    log = daemon.output()
+    assert "session " in log and "capture failed" in log
+    assert VALID_IMEI not in log

@@ -45,8 +45,7 @@ def setup(tmp_path):
     assert sub.messages, "the trigger command topic never answered"
     # Probes sent before the subscription got no answer; wait briefly for any that will.
     sub.wait_for(lambda: len(sub.messages) >= probes, timeout=2)
-    with sub._cond:
-        sub.messages.clear()
+    sub.clear()
     yield client, sub, booth
     client.disconnect()
     client.loop_stop()

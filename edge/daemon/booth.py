@@ -262,11 +262,13 @@ class Booth:
             started = time.monotonic()
             try:
                 self.rig.capture_session(lambda section, shot, data: self.store.add_image(session, section, shot, data))
-            except CaptureError as exc:
-                reason = f"capture failed: {exc}"
+            except (CaptureError, OSError) as exc:
+                # An OSError's text names the photo's path, which holds the IMEI: keep only the cause.
+                detail = f"photo could not be stored: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+                reason = f"capture failed: {detail}"
                 logger.error("session %s %s", session.id, reason)
                 self.store.finish(session.id, "failed", None, reason=reason)
-                self.events.emit("capture_failed", session_id=session.id, reason=str(exc))
+                self.events.emit("capture_failed", session_id=session.id, reason=detail)
                 return
             self.store.set_status(session.id, "captured")
             with self._lock:

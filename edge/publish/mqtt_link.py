@@ -73,6 +73,8 @@ class MqttLink:
         self._down_since: float | None = None
         self._last_warning = 0.0
         self.connect_count = 0
+        # Why the link is not connected, while it is not: the broker's refusal or the connect error.
+        self.last_failure: str | None = None
         self._on_change = on_change
         self._on_ack = on_ack
         self._on_message_hook = on_message
@@ -151,7 +153,12 @@ class MqttLink:
         self.worker.start()
 
     def _loop(self) -> float:
-        self.client.loop_forever(retry_first_connection=True)
+        try:
+            self.client.loop_forever()
+        except OSError as exc:
+            # Only the first attempt raises (with the cause, say a TLS certificate the CA does not
+            # sign); paho retries the later ones itself, in the next round.
+            self._note_down(f"cannot connect: {exc}")
         return LOOP_RESTART_S
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -199,6 +206,7 @@ class MqttLink:
             self._changed()
             return
         self._connected.set()
+        self.last_failure = None
         self.connect_count += 1
         down = self.down_for()
         self._down_since = None
@@ -229,13 +237,18 @@ class MqttLink:
             return
         if was_connected:
             self._down_since = self._clock()
-        self._note_down(f"connection lost: {reason_code}")
+            self._note_down(f"connection lost: {reason_code}")
+        else:
+            # The close after a refused CONNACK: the refusal is the cause.
+            self._note_down(self.last_failure or f"connection lost: {reason_code}")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._note_down("broker unreachable")
+        # paho gives no cause here; a cause already known for this outage is kept.
+        self._note_down(self.last_failure or "broker unreachable")
 
     def _note_down(self, reason: str) -> None:
         """One warning per outage, then a reminder every ``outage_reminder_s``; the rest at DEBUG."""
+        self.last_failure = reason
         now = self._clock()
         if self._down_since is None:
             self._down_since = now
