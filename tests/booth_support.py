@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -75,6 +76,15 @@ keys = ["test-key"]
 """
     )
     return path
+
+
+def db_rows(state: Path, query: str, args: tuple = ()) -> list[tuple]:
+    """Rows of the booth's spool database, read as any sqlite3 client would."""
+    conn = sqlite3.connect(state / "spool.db")
+    try:
+        return conn.execute(query, args).fetchall()
+    finally:
+        conn.close()
 
 
 def render_booth_images(folder: Path) -> Path:

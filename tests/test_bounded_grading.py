@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import signal
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.booth_support import REPO, VALID_IMEI, DaemonProcess, free_port, wait_for, write_config
+from tests.booth_support import REPO, VALID_IMEI, DaemonProcess, db_rows, free_port, wait_for, write_config
 
 KEY = "test-key"
 MAX_SESSIONS = 2
@@ -35,14 +34,6 @@ def peak_rss_bytes(pid: int) -> int:
     match = re.search(r"^VmHWM:\s+(\d+) kB$", status, re.M)
     assert match is not None
     return int(match[1]) * 1024
-
-
-def rows(state: Path, query: str, args: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(state / "spool.db")
-    try:
-        return conn.execute(query, args).fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -100,12 +91,12 @@ def test_ten_concurrent_process_calls_grade_within_the_bound_and_lose_nothing(bo
         assert {a.json()["status"] for a in graded} == {"graded"}
         # Nothing lost: every accepted call is a stored graded session, a refused one left nothing behind,
         # and its uploads still serve it when it comes back.
-        stored = rows(state, "SELECT id, status FROM sessions")
+        stored = db_rows(state, "SELECT id, status FROM sessions")
         assert sorted(stored) == sorted((a.json()["sessionId"], "graded") for a in graded)
         for _ in busy:
             again = http.post("/api/process", json=body)
             assert again.status_code == 200 and again.json()["status"] == "graded"
-        assert len(rows(state, "SELECT id FROM sessions WHERE status = 'graded'")) == CALLS
+        assert len(db_rows(state, "SELECT id FROM sessions WHERE status = 'graded'")) == CALLS
     assert daemon.proc is not None
     assert peak_rss_bytes(daemon.proc.pid) < unit_memory_max_bytes()
 
@@ -127,7 +118,7 @@ def test_sigkill_between_the_links_of_an_api_session_fails_it_after_the_restart(
         caller.start()
 
         def mid_linking() -> bool:
-            linked = rows(
+            linked = db_rows(
                 state,
                 "SELECT COUNT(*) FROM images i JOIN sessions s ON s.id = i.session_id WHERE s.status = 'linking'",
             )
@@ -137,13 +128,13 @@ def test_sigkill_between_the_links_of_an_api_session_fails_it_after_the_restart(
         daemon.kill(signal.SIGKILL)
         caller.join(60)
     assert cut == [httpx.RemoteProtocolError]  # the caller's connection went with the daemon
-    [(session_id, status, linked)] = rows(
+    [(session_id, status, linked)] = db_rows(
         state, "SELECT s.id, s.status, (SELECT COUNT(*) FROM images WHERE session_id = s.id) FROM sessions s"
     )
     assert status == "linking" and 0 < linked < len(refs)
     daemon.start()
     daemon.wait_ready()
     query = "SELECT status, reason, result_json FROM sessions WHERE id = ?"
-    [(after, reason, result)] = rows(state, query, (session_id,))
+    [(after, reason, result)] = db_rows(state, query, (session_id,))
     assert after == "failed" and result is None
     assert reason == f"interrupted during linking of its uploads by a restart ({linked} images kept)"

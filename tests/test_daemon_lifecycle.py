@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from edge.daemon.wiring import build
 from edge.errors import TriggerRefusedError
 from edge.spool.db import Database
 from edge.spool.sessions import SessionStore
-from tests.booth_support import OTHER_IMEI, VALID_IMEI, DaemonProcess, wait_for, write_config
+from tests.booth_support import OTHER_IMEI, VALID_IMEI, DaemonProcess, db_rows, wait_for, write_config
 
 
 def _messages(sock: socket.socket, until: str) -> list[str]:
@@ -27,14 +26,6 @@ def _messages(sock: socket.socket, until: str) -> list[str]:
         seen.append(message)
         if until in message:
             return seen
-
-
-def _db_rows(state: Path, query: str, args: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(state / "spool.db")
-    try:
-        return conn.execute(query, args).fetchall()
-    finally:
-        conn.close()
 
 
 def test_daemon_is_ready_grades_a_cli_trigger_and_stops_cleanly(
@@ -51,7 +42,7 @@ def test_daemon_is_ready_grades_a_cli_trigger_and_stops_cleanly(
         assert answer["status"] == "graded"
         assert "WATCHDOG=1" in _messages(sock, "WATCHDOG=1")
         state = tmp_path / "cfg" / "state"
-        images = _db_rows(
+        images = db_rows(
             state,
             "SELECT section, path, size FROM images WHERE session_id = ? AND kind = 'original' ORDER BY id",
             (answer["sessionId"],),
@@ -74,7 +65,7 @@ def test_cli_refuses_a_bad_imei_and_stores_nothing(tmp_path: Path, booth_images:
         result = daemon.cli("trigger", "--imei", "490154203237519")
         assert result.returncode == 1
         assert "Luhn" in json.loads(result.stdout)["error"]
-        assert _db_rows(tmp_path / "cfg" / "state", "SELECT COUNT(*) FROM sessions") == [(0,)]
+        assert db_rows(tmp_path / "cfg" / "state", "SELECT COUNT(*) FROM sessions") == [(0,)]
     finally:
         daemon.stop()
 
@@ -95,7 +86,7 @@ def test_sigkill_mid_capture_then_restart_keeps_the_session_and_its_images(tmp_p
         daemon.wait_ready()
         answer = json.loads(daemon.cli("trigger", "--imei", VALID_IMEI).stdout)
         session_id = answer["sessionId"]
-        wait_for(lambda: _db_rows(state, "SELECT COUNT(*) FROM images WHERE session_id = ?", (session_id,)) == [(1,)])
+        wait_for(lambda: db_rows(state, "SELECT COUNT(*) FROM images WHERE session_id = ?", (session_id,)) == [(1,)])
         assert daemon.kill(signal.SIGKILL) == -signal.SIGKILL
     finally:
         daemon.stop()
@@ -104,11 +95,11 @@ def test_sigkill_mid_capture_then_restart_keeps_the_session_and_its_images(tmp_p
     restarted = DaemonProcess(config).start()
     try:
         restarted.wait_ready()
-        assert _db_rows(state, "PRAGMA integrity_check") == [("ok",)]
-        status, reason = _db_rows(state, "SELECT status, reason FROM sessions WHERE id = ?", (session_id,))[0]
+        assert db_rows(state, "PRAGMA integrity_check") == [("ok",)]
+        status, reason = db_rows(state, "SELECT status, reason FROM sessions WHERE id = ?", (session_id,))[0]
         assert status == "failed"
         assert "interrupted during capture" in reason and "1 images kept" in reason
-        rel = _db_rows(state, "SELECT path FROM images WHERE session_id = ?", (session_id,))[0][0]
+        rel = db_rows(state, "SELECT path FROM images WHERE session_id = ?", (session_id,))[0][0]
         assert (state / "images" / rel).is_file()
         # The booth goes on: the next trigger works.
         after = restarted.cli("trigger", "--imei", OTHER_IMEI, "--wait")
@@ -132,10 +123,10 @@ def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, boot
         daemon.wait_ready()
         wait_for(
             lambda: (
-                _db_rows(state, "SELECT status FROM sessions WHERE id = ?", (session.id,))[0][0] == "graded"
+                db_rows(state, "SELECT status FROM sessions WHERE id = ?", (session.id,))[0][0] == "graded"
             )
         )
-        result = json.loads(_db_rows(state, "SELECT result_json FROM sessions WHERE id = ?", (session.id,))[0][0])
+        result = json.loads(db_rows(state, "SELECT result_json FROM sessions WHERE id = ?", (session.id,))[0][0])
         assert set(result["analysis"]) == {"front", "back"}
     finally:
         daemon.stop()
