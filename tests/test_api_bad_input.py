@@ -238,6 +238,7 @@ def test_process_refuses_urls_this_booth_did_not_issue(live: Live, first_upload:
         (url + "x", "not issued"),
         (url.rsplit("/", 1)[0] + "/../../../../etc/passwd", "not issued"),
         ("file:///etc/passwd", "not issued"),
+        ("http://[booth/api/images/x", "not issued"),
     ]:
         response = live.http.post("/api/process", json=process_body([(bad, "front")]))
         assert_error(response, 400, fragment)

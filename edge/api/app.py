@@ -21,7 +21,16 @@ from pydantic import ValidationError
 from edge.api.errors import ApiError, error_responses, install_error_handlers
 from edge.api.limits import BodyLimit
 from edge.api.metrics import ApiMetrics
-from edge.api.models import Health, SessionImage, SessionPage, SessionView, TriggerRequest, TriggerResponse
+from edge.api.models import (
+    ArmRequest,
+    ArmResponse,
+    Health,
+    SessionImage,
+    SessionPage,
+    SessionView,
+    TriggerRequest,
+    TriggerResponse,
+)
 from edge.api.uploads import ImageRejected, UploadStore, check_image, sanitize_filename
 from edge.config.root import AppConfig
 from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, UploadResponse
@@ -60,6 +69,8 @@ class BoothApi(Protocol):
     def check_imei(self, imei: object) -> str: ...
 
     def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord: ...
+
+    def arm(self, imei: str) -> None: ...
 
     def process_uploads(
         self, imei: str, uploads: Sequence[tuple[str, str, str]], source: str = "api"
@@ -210,6 +221,17 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics) -> Fa
         return response
 
     # -- the booth's endpoints -------------------------------------------------------------------
+
+    @app.post(
+        "/api/arm",
+        response_model=ArmResponse,
+        responses=error_responses(400, 401, 422),
+        summary="Arm the booth's GPIO trigger (button or drawer) for this IMEI",
+        tags=["booth"],
+    )
+    def arm(body: ArmRequest) -> ArmResponse:
+        booth.arm(authorised_imei(body.key, body.imei))
+        return ArmResponse(armed_for_s=config.triggers.armed_imei_ttl_s)
 
     @app.post(
         "/api/sessions",

@@ -30,6 +30,22 @@ class TriggerResponse(BaseModel):
     status: Status
 
 
+class ArmRequest(BaseModel):
+    """``POST /api/arm``: the IMEI the next GPIO button or drawer trigger grades."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    imei: str = Field(min_length=1, max_length=32, description="15 digits with a Luhn check digit")
+    key: str | None = Field(
+        default=None, min_length=1, max_length=256, description="a local API key; required when keys are set"
+    )
+
+
+class ArmResponse(BaseModel):
+    success: Literal[True] = True
+    armed_for_s: float = Field(description="a GPIO trigger within this many seconds grades this IMEI")
+
+
 class SessionImage(BaseModel):
     url: str
     section: str

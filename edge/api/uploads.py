@@ -222,7 +222,10 @@ class UploadStore:
 
     def by_url(self, url: str) -> Upload | None:
         """The upload whose image path ``url`` names (``.../api/images/<path>``), expired or not."""
-        route = urlsplit(url).path
+        try:
+            route = urlsplit(url).path
+        except ValueError:  # not a URL at all (say, an unclosed IPv6 bracket)
+            return None
         if not route.startswith(IMAGES_ROUTE):
             return None
         return self.by_path(unquote(route.removeprefix(IMAGES_ROUTE)))

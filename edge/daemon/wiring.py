@@ -177,7 +177,7 @@ def build(
         parts.append(GpioTriggers(config.triggers, booth.trigger_armed))
     mqtt = None
     if config.mqtt.enabled:
-        mqtt = MqttService(config.mqtt, config.booth.id, outbox, status, trigger=booth.trigger)
+        mqtt = MqttService(config.mqtt, config.booth.id, outbox, status, trigger=booth.trigger, arm=booth.arm)
         events.subscribe(mqtt.on_event)
         parts.append(mqtt)
     parts.append(mirror)

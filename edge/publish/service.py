@@ -15,7 +15,7 @@ from typing import Any
 from paho.mqtt.client import MQTTMessage
 
 from edge.config.mqtt import MqttConfig
-from edge.publish.commands import CommandHandler, TriggerFn
+from edge.publish.commands import ArmFn, CommandHandler, TriggerFn
 from edge.publish.discovery import publish_discovery
 from edge.publish.mqtt_link import MqttLink
 from edge.publish.publisher import CHANNEL, Publisher
@@ -42,12 +42,14 @@ class MqttService:
         outbox: Outbox,
         status: StatusBoard,
         trigger: TriggerFn | None = None,
+        arm: ArmFn | None = None,
     ) -> None:
+        """Without ``trigger`` and ``arm`` (or with commands_enabled off) no command is taken."""
         self.config = config
         self.booth_id = booth_id
         self.outbox = outbox
         self.topics = Topics.for_booth(config.topic_prefix, booth_id)
-        commands_on = trigger is not None and config.commands_enabled
+        commands_on = trigger is not None and arm is not None and config.commands_enabled
         self.link = MqttLink(
             config,
             booth_id,
@@ -55,10 +57,12 @@ class MqttService:
             on_change=self._on_change,
             on_ack=self._on_ack,
             on_message=self._on_message,
-            subscriptions=(self.topics.cmd_trigger,) if commands_on else (),
+            subscriptions=(self.topics.cmd_trigger, self.topics.cmd_arm) if commands_on else (),
         )
         self.publisher = Publisher(self.link, outbox, self.topics, booth_id, config, status, self._on_connect)
-        self.commands = CommandHandler(self.link, self.topics, trigger) if commands_on and trigger else None
+        self.commands = (
+            CommandHandler(self.link, self.topics, trigger, arm) if commands_on and trigger and arm else None
+        )
 
     @property
     def workers(self) -> list[Worker]:
