@@ -185,10 +185,32 @@ def _human(response: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The cloud simulator, the photo renderer and the training script are development tools: the
+# production install leaves them out (see pyproject.toml), a development install has them.
+DEV_TOOLS_HINT = "is a development tool, not in a production install: pip install -e '.[dev]' in a clone"
+
+
 def cmd_cloud_sim(args: argparse.Namespace) -> int:
     from edge.cloudsim.__main__ import run as run_sim
 
     return run_sim(args)
+
+
+def cmd_dev_tool_missing(args: argparse.Namespace) -> int:
+    sys.stderr.write(f"edge-grader {args.command} {DEV_TOOLS_HINT}\n")
+    return 2
+
+
+def train_main() -> int:
+    """``edge-grader-train``: the training script, where it is installed."""
+    try:
+        from edge.train.__main__ import main as train
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("edge."):
+            raise
+        sys.stderr.write(f"edge-grader-train {DEV_TOOLS_HINT}\n")
+        return 2
+    return int(train() or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,11 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlays", type=Path, help="write annotated overlay JPEGs into this folder")
     p.set_defaults(func=cmd_grade)
 
-    p = sub.add_parser("cloud-sim", help="run the Vision Grader cloud simulator (demos, tests)")
-    from edge.cloudsim.__main__ import add_arguments
-
-    add_arguments(p)
-    p.set_defaults(func=cmd_cloud_sim)
+    p = sub.add_parser("cloud-sim", help="run the Vision Grader cloud simulator (development installs)")
+    try:
+        from edge.cloudsim.__main__ import add_arguments
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("edge."):
+            raise
+        p.set_defaults(func=cmd_dev_tool_missing)
+    else:
+        add_arguments(p)
+        p.set_defaults(func=cmd_cloud_sim)
     return parser
 
 
