@@ -138,6 +138,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         status=grade.status,
         grade=grade.grade,
         reason=grade.reason,
+        provisional_grade=grade.provisional_grade,
         model=ModelInfo.model_validate(grader.info.model_dump()),
         timings_ms=grade.timings_ms,
         booth_id=booth_id,
@@ -172,6 +173,7 @@ def _progress(total: int):
 def _human(response: Any) -> str:
     lines = [
         f"session {response.sessionId}: {response.status}, grade {response.grade or '-'}"
+        + (f" (provisional {response.provisional_grade})" if response.provisional_grade else "")
         + (f" ({response.reason})" if response.reason else ""),
     ]
     for section, analysis in response.analysis.items():
@@ -183,6 +185,46 @@ def _human(response: Any) -> str:
         f"  model {response.model.name} {response.model.version}, {response.timings_ms.get('total', 0):.0f} ms"
     )
     return "\n".join(lines) + "\n"
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Photograph the empty booth with one camera and store it as that camera's background."""
+    import cv2
+    import numpy as np
+
+    from edge.capture.camera import make_camera
+    from edge.capture.errors import CaptureError
+    from edge.grade.locate import locate
+    from edge.grade.reference import save_reference
+
+    config = _load(args.config)
+    if args.camera not in config.cameras:
+        sys.stderr.write(f"no camera {args.camera!r} in {args.config}; cameras: {', '.join(config.cameras)}\n")
+        return EXIT_USAGE
+    sections = [s for s, rig in config.rig.sections.items() if rig.camera == args.camera]
+    camera = make_camera(args.camera, config.cameras[args.camera], config.storage.jpeg_quality)
+    try:
+        camera.open()
+        data = camera.capture(sections[0] if sections else args.camera)
+    except CaptureError as exc:
+        sys.stderr.write(f"camera {args.camera} gave no photo: {exc}\n")
+        return EXIT_FAILED
+    finally:
+        camera.close()
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        sys.stderr.write(f"camera {args.camera} gave a photo that does not decode\n")
+        return EXIT_FAILED
+    g = config.grading
+    if not args.force and locate(image, g.min_device_area, g.device_aspect) is not None:
+        sys.stderr.write(
+            f"camera {args.camera} sees something phone-shaped: empty the booth and calibrate again "
+            "(or --force if the booth is empty)\n"
+        )
+        return EXIT_FAILED
+    path = save_reference(config.booth.state_dir, args.camera, image)
+    sys.stdout.write(f"camera {args.camera}: empty booth stored in {path} ({image.shape[1]}x{image.shape[0]})\n")
+    return EXIT_OK
 
 
 # The cloud simulator, the photo renderer and the training script are development tools: the
@@ -251,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="a .tflite model (its metadata .json beside it)")
     p.add_argument("--overlays", type=Path, help="write annotated overlay JPEGs into this folder")
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("calibrate", help="photograph the empty booth with one camera (helps find white phones)")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--camera", required=True, help="camera name from the config")
+    p.add_argument("--force", action="store_true", help="store even if something phone-shaped is in view")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("cloud-sim", help="run the Vision Grader cloud simulator (development installs)")
     try:

@@ -137,6 +137,8 @@ class BoothProcessResponse(ProcessResponse):
     status: FinalStatus
     grade: Grade | None
     reason: str | None = None
+    # With status "review": the grade the booth would give, until a technician confirms or changes it.
+    provisional_grade: Grade | None = None
     model: ModelInfo
     timings_ms: dict[str, float]
     booth_id: str

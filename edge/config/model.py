@@ -18,8 +18,10 @@ class ModelConfig(BaseModel):
         default="auto", description="auto tries ai_edge_litert first, then tflite_runtime"
     )
     threads: int = Field(default=3, ge=1, le=8, description="interpreter threads (3 leaves a core on a Pi 4)")
-    thresholds: dict[Literal["scratch", "crack", "chip", "dirt"], float] = Field(
-        default_factory=dict, description="per-class probability thresholds overriding the metadata's"
+    thresholds: dict[Literal["scratch", "crack", "chip", "dirt", "crack_confirm"], float] = Field(
+        default_factory=dict,
+        description="per-class probability thresholds overriding the metadata's; a crack found with less "
+        "crack probability than crack_confirm sends the session to a technician's review",
     )
 
     @model_validator(mode="after")

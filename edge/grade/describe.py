@@ -15,7 +15,7 @@ def surface_name(section: str) -> str:
     return _SURFACE.get(section, section.replace("_", " ").replace("-", " "))
 
 
-def _mm(v: float) -> str:
+def mm_text(v: float) -> str:
     return f"{v:.1f} mm" if v < 10 else f"{v:.0f} mm"
 
 
@@ -36,13 +36,13 @@ def describe(section: str, defects: Sequence[Defect], cfg: GradingConfig) -> tup
     if is_shattered:
         issues.append(f"{surface} shattered: {_plural(len(cracks), 'crack')}")
     else:
-        issues.extend(f"crack across {d.place} of {surface}, {_mm(d.length_mm)}" for d in cracks)
-    issues.extend(f"deep scratch on {d.place} of {surface}, {_mm(d.length_mm)}" for d in deep)
+        issues.extend(f"crack across {d.place} of {surface}, {mm_text(d.length_mm)}" for d in cracks)
+    issues.extend(f"deep scratch on {d.place} of {surface}, {mm_text(d.length_mm)}" for d in deep)
     if len(light) == 1:
-        issues.append(f"light scratch on {light[0].place} of {surface}, {_mm(light[0].length_mm)}")
+        issues.append(f"light scratch on {light[0].place} of {surface}, {mm_text(light[0].length_mm)}")
     elif light:
         longest = max(d.length_mm for d in light)
-        issues.append(f"{len(light)} light scratches on {surface}, longest {_mm(longest)}")
+        issues.append(f"{len(light)} light scratches on {surface}, longest {mm_text(longest)}")
     if len(chips) == 1:
         issues.append(f"chip or dent on the frame edge at {chips[0].place}")
     elif chips:

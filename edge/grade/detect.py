@@ -179,7 +179,10 @@ class Blob:
     kind: str
     cells: np.ndarray  # bool grid
     size: _Size
-    confidence: float  # the highest probability of the evidence that found it (scratch + crack for a line)
+    # The highest probability of the evidence that found it: scratch + crack for a scratch (or the
+    # dirt a line turned out to be), the crack probability alone for a crack, since a crack decides
+    # a D or E and must stand on its own evidence.
+    confidence: float
 
 
 def find_blobs(
@@ -229,6 +232,8 @@ def find_blobs(
                 # One smooth unbranched curve that stops short of the outline is how a scratch
                 # looks; glass breaks in straight runs with sharp turns, and usually from an edge.
                 kind = "scratch"
+            if kind == "crack":
+                confidence = float(probs[..., CRACK][cells].max())
             out.append(Blob(kind, cells, size, min(1.0, confidence)))
     return out
 

@@ -75,35 +75,53 @@ def _border(small: np.ndarray) -> np.ndarray:
     return np.concatenate([part.reshape(-1, c) for part in (small[:b], small[-b:], small[:, :b], small[:, -b:])])
 
 
-def _cue_maps(small: np.ndarray) -> list[tuple[np.ndarray, list[float]]]:
+def _colour_distance(blur: np.ndarray, ref: np.ndarray | tuple[float, ...]) -> np.ndarray:
+    # OpenCV's per-element ops: several times faster than numpy's norm.
+    diff = cv2.subtract(blur, ref if isinstance(ref, np.ndarray) else (*ref, 0.0))
+    return cv2.sqrt(cv2.transform(cv2.multiply(diff, diff), np.ones((1, 3), np.float32)))
+
+
+def _cue_maps(small: np.ndarray, empty: np.ndarray | None) -> list[tuple[np.ndarray, list[float]]]:
     """Maps in which the device stands out, each with the thresholds worth trying on it.
 
+    Empty booth: distance from the calibrated background, where the camera has one.
     Colour: distance from the border's median after a blur that averages the felt's texture away.
     Smoothness: glass and paint are smooth where felt is textured; this separates a black phone
     from dark felt of nearly the same grey.
     """
     blur = cv2.GaussianBlur(small, (0, 0), 3.0).astype(np.float32)
+    maps = []
+    if empty is not None:
+        background = cv2.resize(empty, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+        change = _colour_distance(blur, cv2.GaussianBlur(background, (0, 0), 3.0).astype(np.float32))
+        maps.append((change, [8.0, 14.0, 25.0, 45.0]))
     strip = _border(blur)
     ref = np.median(strip, axis=0)
-    # Per-pixel colour distance with OpenCV's per-element ops: several times faster than numpy's norm.
-    diff = cv2.subtract(blur, (*(float(c) for c in ref), 0.0))
-    colour = cv2.sqrt(cv2.transform(cv2.multiply(diff, diff), np.ones((1, 3), np.float32)))
+    colour = _colour_distance(blur, tuple(float(c) for c in ref))
     spread = float(np.percentile(np.linalg.norm(strip - ref, axis=1), 95))
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
     mean = cv2.blur(gray, (9, 9))
     texture = cv2.sqrt(cv2.max(cv2.blur(cv2.multiply(gray, gray), (9, 9)) - cv2.multiply(mean, mean), 0.0))
     texture = cv2.GaussianBlur(texture, (0, 0), 2.0)
     felt = float(np.median(_border(texture)))
-    maps = [(colour, sorted({max(8.0, spread * m) for m in (1.2, 1.6, 2.2, 3.0, 4.5)} | {30.0, 60.0}))]
+    maps.append((colour, sorted({max(8.0, spread * m) for m in (1.2, 1.6, 2.2, 3.0, 4.5)} | {30.0, 60.0})))
     if felt > 2.0:  # a smooth backdrop gives no texture cue
         maps.append((felt - texture, [felt * m for m in (0.35, 0.5, 0.65)]))
+    # Darkness: a phone held up to the camera shows dark glass against hands and a busy room, where
+    # the frame's border has no one colour to measure against.
+    dark = 255.0 - cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
+    maps.append((dark, [255.0 - v for v in (50.0, 75.0, 100.0)]))
     return maps
 
 
-def _touches(contour: np.ndarray, shape: tuple[int, ...]) -> int:
-    """How many sides of the frame a blob touches: the device may touch one, lit felt more."""
+def _framed(contour: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether a blob can be the device: it may run off one side of the frame, or off two opposite
+    sides when the phone fills the frame lengthwise; lit felt spreads into a corner."""
     x, y, w, h = cv2.boundingRect(contour)
-    return int(x <= 1) + int(y <= 1) + int(x + w >= shape[1] - 1) + int(y + h >= shape[0] - 1)
+    left, top, right, bottom = x <= 1, y <= 1, x + w >= shape[1] - 1, y + h >= shape[0] - 1
+    if left + top + right + bottom <= 1:
+        return True
+    return (top and bottom and not (left or right)) or (left and right and not (top or bottom))
 
 
 def _rectangles(fg: np.ndarray) -> list[tuple[np.ndarray, float]]:
@@ -117,14 +135,18 @@ def _rectangles(fg: np.ndarray) -> list[tuple[np.ndarray, float]]:
     for c in sorted(contours, key=cv2.contourArea, reverse=True)[:3]:
         rect = cv2.minAreaRect(c)
         rw, rh = rect[1]
-        if min(rw, rh) >= 4 and _touches(c, fg.shape) <= 1:
+        if min(rw, rh) >= 4 and _framed(c, fg.shape):
             solid = max(cv2.contourArea(c), cv2.contourArea(cv2.convexHull(c)) - _HULL_DISCOUNT * rw * rh)
             out.append((cv2.boxPoints(rect), solid / (rw * rh)))
     return out
 
 
-def locate(image: np.ndarray, min_area: float, aspect_range: tuple[float, float]) -> Location | None:
+def locate(
+    image: np.ndarray, min_area: float, aspect_range: tuple[float, float], empty: np.ndarray | None = None
+) -> Location | None:
     """The device's quad, or None when nothing phone-shaped stands out from the background.
+
+    ``empty`` is the camera's photo of the empty booth (``edge.grade.reference``), when calibrated.
 
     Several cues and thresholds are tried and the most rectangle-like blob wins: a black phone on
     dark felt separates by smoothness, a white phone with a black screen at a high colour threshold.
@@ -143,7 +165,7 @@ def locate(image: np.ndarray, min_area: float, aspect_range: tuple[float, float]
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     frame_area = small.shape[0] * small.shape[1]
     best: tuple[float, np.ndarray, float, float] | None = None
-    for cue, thresholds in _cue_maps(small):
+    for cue, thresholds in _cue_maps(small, empty):
         for thr in thresholds:
             fg = cv2.morphologyEx((cue > thr).astype(np.uint8) * 255, cv2.MORPH_OPEN, kernel)
             fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, kernel, iterations=2)

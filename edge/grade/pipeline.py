@@ -15,7 +15,7 @@ import numpy as np
 from edge.config.model import GradingConfig, ModelConfig
 from edge.contract import BoothSectionAnalysis, Defect, Grade, ModelInfo
 from edge.grade.decode import decode
-from edge.grade.describe import describe
+from edge.grade.describe import describe, mm_text, surface_name
 from edge.grade.detect import DEFECT_KINDS, Geometry, find_defects
 from edge.grade.locate import Location, canonical_transform, locate
 from edge.grade.overlay import render_overlay
@@ -30,12 +30,16 @@ STAGES = ("decode", "preprocess", "inference", "postprocess")
 
 @dataclass
 class SessionGrade:
+    """A session's answer. ``review``: a crack on weak evidence; ``grade`` stays None and the grade
+    it would have, ``provisional_grade``, waits for a technician."""
+
     analysis: dict[str, BoothSectionAnalysis]
     grade: Grade | None
-    status: Literal["graded", "retake"]
+    status: Literal["graded", "retake", "review"]
     reason: str | None
     overlays: list[tuple[str, int, bytes]]
     timings_ms: dict[str, float]
+    provisional_grade: Grade | None = None
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Grader:
         meta = self._runtime.meta
         self._size = meta.canonical_size
         self._thresholds = [self._runtime.thresholds[k] for k in DEFECT_KINDS]
+        self._crack_confirm = self._runtime.thresholds.get("crack_confirm", self._runtime.thresholds["crack"])
         # The model's label order may differ from DEFECT_KINDS; reorder its output once per image.
         self._order = [0, *(meta.labels.index(k) for k in DEFECT_KINDS)]
         self.info: ModelInfo = self._runtime.info
@@ -80,11 +85,15 @@ class Grader:
         images: Sequence[tuple[str, bytes]],
         mm_per_px: Mapping[str, float] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        empty: Mapping[str, np.ndarray] | None = None,
     ) -> SessionGrade:
         """Grade photos given as (section, encoded bytes) in shot order; raises ImageError on bad data.
 
-        ``progress(done, total)`` is called after each photo (the CLI's progress bar).
+        ``mm_per_px`` and ``empty`` (the empty booth, ``edge.grade.reference``) are per section, from
+        its camera's calibration. ``progress(done, total)`` is called after each photo (the CLI's
+        progress bar).
         """
+        backgrounds = empty or {}
         start = time.perf_counter()
         timings = dict.fromkeys(STAGES, 0.0)
         shots: dict[str, list[_Shot]] = {}
@@ -100,8 +109,12 @@ class Grader:
         with ThreadPoolExecutor(1, thread_name_prefix="grade-prepare") as pool:
             ahead: Future[_Prepared] | None = None
             for i, shot in enumerate(order):
-                current = ahead or pool.submit(self._prepare, shot, images[i][1])
-                ahead = pool.submit(self._prepare, order[i + 1], images[i + 1][1]) if i + 1 < len(order) else None
+                current = ahead or pool.submit(self._prepare, shot, images[i][1], backgrounds.get(shot.section))
+                if i + 1 < len(order):
+                    nxt = order[i + 1]
+                    ahead = pool.submit(self._prepare, nxt, images[i + 1][1], backgrounds.get(nxt.section))
+                else:
+                    ahead = None
                 prepared = current.result()
                 timings["decode"] += prepared.decode_ms
                 timings["preprocess"] += prepared.preprocess_ms
@@ -111,18 +124,35 @@ class Grader:
         t = time.perf_counter()
         analysis = {section: self._section(section, group) for section, group in shots.items()}
         retakes = {s: a.reason for s, a in analysis.items() if a.status == "retake"}
+        cracks = [(s, d) for s, a in analysis.items() for d in a.defects if d.kind == "crack"]
+        # One crack on strong evidence settles that the glass is broken; only when every crack is
+        # weak is there a doubt to put to a person.
+        doubts = (
+            []
+            if any(d.confidence >= self._crack_confirm for _, d in cracks)
+            else [f"possible crack across {d.place} of {surface_name(s)}, {mm_text(d.length_mm)}: check by eye"
+                  for s, d in cracks]
+        )  # fmt: skip
+        grade: Grade | None = None
+        provisional: Grade | None = None
+        reason: str | None = None
+        status: Literal["graded", "retake", "review"] = "graded"
         if retakes:
-            grade, status = None, "retake"
-            reason: str | None = "; ".join(f"{s}: {r}" for s, r in retakes.items())
+            status, reason = "retake", "; ".join(f"{s}: {r}" for s, r in retakes.items())
+        elif doubts:
+            # A false crack costs the customer a grade they did not deserve: weak evidence goes
+            # to a person, and the grade it would give waits beside the result, not in it.
+            status, reason = "review", "; ".join(doubts)
+            provisional = device_grade(face_grade(a.defects, self._cfg) for a in analysis.values())
         else:
             grade = device_grade(face_grade(a.defects, self._cfg) for a in analysis.values())
-            status, reason = "graded", None
         timings["postprocess"] += (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - start) * 1000
         log.info("graded %d photos: %s %s in %.0f ms", len(images), status, grade or reason, timings["total"])
-        return SessionGrade(analysis, grade, status, reason, overlays, {k: round(v, 1) for k, v in timings.items()})
+        timings = {k: round(v, 1) for k, v in timings.items()}
+        return SessionGrade(analysis, grade, status, reason, overlays, timings, provisional)
 
-    def _prepare(self, shot: _Shot, data: bytes) -> _Prepared:
+    def _prepare(self, shot: _Shot, data: bytes, empty: np.ndarray | None) -> _Prepared:
         """Decode, gate, locate and warp one photo; raises ImageError when it cannot be decoded."""
         cfg = self._cfg
         t0 = time.perf_counter()
@@ -133,7 +163,7 @@ class Grader:
         to_canon = crop = None
         reason = check_frame(image, cfg)
         if reason is None:
-            loc = locate(image, cfg.min_device_area, cfg.device_aspect)
+            loc = locate(image, cfg.min_device_area, cfg.device_aspect, empty)
             if loc is None:
                 reason = "no device found: place the phone flat in the middle of the booth"
         if loc is not None:

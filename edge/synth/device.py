@@ -12,6 +12,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from edge.synth.screen import draw_screen
+
 Face = Literal["front", "back"]
 
 # BGR body colours in 0-1, with a name so demo sets can pick them.
@@ -105,7 +107,9 @@ def _circle(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
     return mask
 
 
-def draw_device(rng: np.random.Generator, spec: PhoneSpec, face: Face, px_per_mm: float) -> Device:
+def draw_device(
+    rng: np.random.Generator, spec: PhoneSpec, face: Face, px_per_mm: float, screen_on: bool = False
+) -> Device:
     h = round(spec.length_mm * px_per_mm)
     w = round(spec.width_mm * px_per_mm)
     s = px_per_mm
@@ -122,14 +126,14 @@ def draw_device(rng: np.random.Generator, spec: PhoneSpec, face: Face, px_per_mm
     rim = alpha - cv2.erode(alpha, np.ones((3, 3), np.uint8), iterations=max(1, round(0.35 * s)))
     _blend(img, np.clip(rim, 0, 1) * 0.7, np.clip(body * rng.uniform(0.5, 1.6), 0.02, 1))
     if face == "front":
-        screen, glass, dark = _draw_front(rng, img, spec, s, alpha)
+        screen, glass, dark = _draw_front(rng, img, spec, s, alpha, screen_on)
     else:
         screen, glass, dark = _draw_back(rng, img, spec, s, alpha, body)
     return Device(img, alpha, glass, screen, s, face, spec, dark)
 
 
 def _draw_front(
-    rng: np.random.Generator, img: np.ndarray, spec: PhoneSpec, s: float, alpha: np.ndarray
+    rng: np.random.Generator, img: np.ndarray, spec: PhoneSpec, s: float, alpha: np.ndarray, screen_on: bool
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     h, w = alpha.shape
     # Most fronts are black glass edge to edge; white/pastel phones of older styles have coloured bezels.
@@ -143,6 +147,8 @@ def _draw_front(
     screen_f = rounded_rect_mask(h, w, b, top, w - b, h - c, scr_r)
     screen_col = np.array([0.03, 0.028, 0.025], np.float32) * rng.uniform(0.6, 1.6) + rng.uniform(0, 0.012, 3)
     _blend(img, screen_f, screen_col.astype(np.float32))
+    if screen_on:
+        draw_screen(rng, img, screen_f, s)
     dark_parts = np.full(3, 0.01, np.float32)
     cx = w / 2
     if spec.cutout == "notch":

@@ -50,7 +50,34 @@ def _noise(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray
     return n / max(1e-6, float(n.std()))
 
 
-def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+# Surfaces a shop photo may show behind the phone besides the booth's felt (``variety`` renders).
+_SHOP_BACKDROPS = ("white", "paper", "wood", "black", "colour")
+# Chance that a front shows a lit display in ``variety`` renders.
+SCREEN_ON_CHANCE = 0.4
+
+
+def _shop_backdrop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    kind = rng.choice(_SHOP_BACKDROPS)
+    if kind == "wood":
+        xx = np.mgrid[0:h, 0:w][1].astype(np.float32)
+        grain = np.sin((xx + 8 * _noise(rng, h, w, w / 20)) / rng.uniform(6, 20)) * 0.5 + 0.5
+        base = np.array([0.25, 0.42, 0.62], np.float32) * rng.uniform(0.6, 1.2)
+        return np.clip(base * (0.8 + 0.25 * grain[..., None]), 0, 1).astype(np.float32)
+    levels = {
+        "white": rng.uniform(0.88, 1.0),
+        "paper": rng.uniform(0.78, 0.95),
+        "black": rng.uniform(0.0, 0.06),
+        "colour": rng.uniform(0.3, 0.8),
+    }
+    level = levels[kind]
+    g = level + (0.02 if kind == "paper" else 0.005) * _noise(rng, h, w, rng.uniform(1, 3))
+    tint = np.ones(3, np.float32) if kind != "colour" else rng.uniform(0.3, 1.0, 3).astype(np.float32)
+    return np.clip(g[..., None] * tint, 0, 1).astype(np.float32)
+
+
+def background(rng: np.random.Generator, h: int, w: int, variety: bool = False) -> np.ndarray:
+    if variety and rng.random() < 0.5:
+        return _shop_backdrop(rng, h, w)
     kind = rng.choice(["felt", "dark", "light"], p=[0.6, 0.25, 0.15])
     level = {"felt": rng.uniform(0.2, 0.42), "dark": rng.uniform(0.07, 0.18), "light": rng.uniform(0.55, 0.8)}[kind]
     g = level + rng.uniform(0.01, 0.04) * _noise(rng, h, w, w / 12)
@@ -117,11 +144,18 @@ def render_scene(
     exposure: float | None = None,
     jpeg_quality: int | None = None,
     with_device: bool = True,
+    variety: bool = False,
+    screen_on: bool | None = None,
 ) -> Render:
-    """Render one booth photo. ``defects`` maps a class to a count; None draws the training mix."""
+    """Render one booth photo. ``defects`` maps a class to a count; None draws the training mix.
+
+    ``variety`` adds what shop photos show beyond the booth: lit displays and other backdrops.
+    ``screen_on`` lights a front's display for sure (True) or never (False); None leaves it to chance
+    in ``variety`` renders.
+    """
     face = face or ("front" if rng.random() < 0.55 else "back")
     counts = random_defects(rng) if defects is None else {c: defects.get(c, 0) for c in DEFECT_KINDS}
-    img = background(rng, height, width)
+    img = background(rng, height, width, variety)
     masks = {c: np.zeros((height, width), np.uint8) for c in DEFECT_KINDS}
     quad, mm_per_px, truth = None, 0.0, []
     if with_device:
@@ -140,7 +174,8 @@ def render_scene(
             if bw <= width * 0.97 and bh <= height * 0.97:
                 break
             px_per_mm *= 0.95
-        dev = draw_device(rng, spec, face, px_per_mm)
+        lit = screen_on if screen_on is not None else variety and rng.random() < SCREEN_ON_CHANCE
+        dev = draw_device(rng, spec, face, px_per_mm, lit and face == "front")
         cv = Canvas(dev)
         draw_dust(rng, cv, int(rng.integers(0, 400)))
         for cls, n in counts.items():

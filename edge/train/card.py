@@ -9,6 +9,43 @@ from typing import Any
 KEPT_HEADING = "## Checks outside the training run"
 
 
+def _real_training(t: dict[str, Any]) -> str:
+    if not t.get("real_photos"):
+        return "No real photo was trained on."
+    return f"""Real photos, weakly supervised: {t["real_photos"]} photos of the MSD dataset (Mobile phone Screen
+surface Defect dataset, Jian Zhang and Miaoju Ban, Peking University; GPL-3.0), the training part
+of a fixed split (`edge/train/realphotos.py`), with image-level labels only (good, oil, stain,
+scratch). Every cell of a good, oil or stain photo is held to "no scratch, crack or chip", every
+cell of a scratch photo to "no crack or chip", and the most likely scratch cell of a scratch photo
+(dirt cell of an oil or stain photo) is pulled up: multiple-instance learning
+(`edge/train/weak.py`). One step on two whole real crops follows every six synthetic batches.
+The photos are not in this repository: `edge-grader-train --real DIR` reads them."""
+
+
+def _real_results(real: dict[str, Any] | None, thresholds: dict[str, float]) -> str:
+    if not real:
+        return ""
+    return f"""## Real photos
+The whole pipeline (locate, quality gate, model, rules, review) on {real["photos"]} real photos
+with image-level labels, judged by the rules of the photo set's README (`bench/bench_real.py`).
+`crack_confirm` = {thresholds.get("crack_confirm")}: a crack with less crack probability sends the session to a
+technician's review; it was picked on the calibration part (web and hand-held photos) and the MSD
+training part. The held-out part ({real["held_out"]} photos) never trained the model and never
+picked a threshold:
+
+```
+{real["table_held_out"]}
+```
+
+All photos (the held-out part, the calibration part and the MSD photos the model trained on):
+
+```
+{real["table_all"]}
+```
+
+"""
+
+
 def write_card(path: Path, meta: dict[str, Any]) -> None:
     old = path.read_text() if path.exists() else ""
     kept = old[old.index(KEPT_HEADING) :] if KEPT_HEADING in old else ""
@@ -17,6 +54,7 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
         for c, m in meta["metrics"].items()
     )
     t = meta["training"]
+    real = meta.get("real_photos")
     h, w = meta["input_shape"][1:3]
     gh, gw = meta["output_grid"]
     path.write_text(f"""# {meta["name"]} {meta["version"]}: booth defect model card
@@ -40,18 +78,23 @@ dilation 2 and 4 for context), a 1x1 head and a softmax per cell. ReLU6, BatchNo
   Raspberry Pi 4 estimate: see `bench/bench_grading.py` (scaled from int8 MobileNet v2, ~300 M MACs in ~17-20 ms)
 
 ## Training data
-Only synthetic renders made by `edge/synth` with seed {t["seed"]}: {t["renders"]} booth photos
+Synthetic renders made by `edge/synth` with seed {t["seed"]}: {t["renders"]} booth photos
 ({t["patches"]} patches of 256x256 px cut from their canonical crops: half centred on defects, a
 quarter on the outline and corners as hard negatives, a quarter anywhere),
 {t["epochs"]} epochs, {t["seconds"]} s on a 2-core machine. The renders vary phone shape (aspect
 1.9-2.3, corner radius, bezels, notch / punch hole / home button, 1-4 lens camera bumps, logos),
-colour, background (grey felt, dark, light), placement, rotation, scale, lamp reflections,
+colour, background (grey felt, dark, light; and white, paper, wood, black and coloured
+shop backdrops), lit displays (wallpapers with hard edges, skylines, app icon grids, clocks, text,
+app screens with list rows and dividers, status bars: all labelled clean), placement, rotation,
+scale, lamp reflections,
 lighting gradients, exposure, blur, noise and JPEG quality. Drawn defects: scratches (1.5-70 mm
 smooth arcs, faint to deep, broken, in bundles, with brightness wandering along them), cracks
 (nearly straight runs with sharp turns and branches, spider webs, shattered corners), chips and
 dents on the outline; dirt that is not damage (fingerprints, oil smudges, droplets up to about
 25 mm across with specular highlights, round stains). Dust specks and lamp streaks (from broad
 glows to narrow soft lines) are drawn but labelled clean.
+
+{_real_training(t)}
 
 ## Held-out results
 {meta["training"]["held_out_renders"]} renders with seeds the training never used, through the
@@ -67,9 +110,12 @@ true defect of its class.
 |---|---|---|---|---|
 {rows}
 
+{_real_results(real, meta["thresholds"])}
 ## Limits (read before trusting a grade)
-- Trained on synthetic pictures only. Real glass, real lamps and real damage differ; these
-  figures say how well the model learned the renderer, not how well it grades real phones.
+- Trained mostly on synthetic pictures. Real glass, real lamps and real damage differ: the render
+  figures above say how well the model learned the renderer; the real-photo figures say how the
+  booth answers real phones, on a few dozen held-out photos each (every photo moves a rate by
+  several points).
 - Thresholds favour precision (a false defect costs the customer a grade, F0.5): about two
   thirds of the rendered scratches (faint, short ones most), three quarters of the chips and most
   of the dirt are missed.

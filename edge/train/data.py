@@ -31,7 +31,7 @@ def render_canonical(seed: int, jitter: bool = True) -> Canonical:
     fill = rng.uniform(0.72, 0.93)
     long_side = int(device_px / fill)
     short_side = int(long_side * (0.5625 if rng.random() < 0.6 else 0.75))
-    r = render_scene(rng, long_side, short_side)
+    r = render_scene(rng, long_side, short_side, variety=True)
     assert r.quad is not None
     quad = r.quad.copy()
     if rng.random() < 0.5:  # the locator cannot tell top from bottom
