@@ -139,6 +139,9 @@ class BoothProcessResponse(ProcessResponse):
     reason: str | None = None
     # With status "review": the grade the booth would give, until a technician confirms or changes it.
     provisional_grade: Grade | None = None
+    # Once a technician decided a review: who, and why (the grade is then theirs).
+    reviewed_by: str | None = None
+    review_note: str | None = None
     model: ModelInfo
     timings_ms: dict[str, float]
     booth_id: str

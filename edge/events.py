@@ -16,6 +16,8 @@ EventType = Literal[
     "capture_failed",
     "retake",
     "graded",
+    "review",
+    "reviewed",
     "failed",
     "mirrored",
     "dead_lettered",

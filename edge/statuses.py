@@ -10,11 +10,14 @@ from typing import Literal, get_args
 
 # linking: an API session whose uploads are being linked in; it is graded only once all are.
 ActiveStatus = Literal["linking", "capturing", "captured", "grading"]
-FinalStatus = Literal["graded", "retake", "failed"]
+# review: finished on weak evidence of a crack; a technician decides its grade (then it is graded).
+FinalStatus = Literal["graded", "retake", "review", "failed"]
 Status = Literal[ActiveStatus, FinalStatus]
 
 ACTIVE: frozenset[str] = frozenset(get_args(ActiveStatus))
 FINAL: frozenset[str] = frozenset(get_args(FinalStatus))
+# Finished and settled: nothing waits on a person any more (retention may delete these).
+SETTLED: frozenset[str] = FINAL - {"review"}
 
 
 def sql_list(statuses: frozenset[str]) -> str:

@@ -94,6 +94,28 @@ def render_booth_images(folder: Path) -> Path:
     return folder
 
 
+def render_cracked_booth_images(folder: Path, demo: Path) -> Path:
+    """A replay folder whose front photo is a rendered crack, its back the demo's."""
+    from tests.test_grading_pipeline import cracked_photos
+
+    (folder / "front").mkdir(parents=True, exist_ok=True)
+    (folder / "front" / "cracked.jpg").write_bytes(cracked_photos(1)[0])
+    if not (folder / "back").exists():
+        (folder / "back").symlink_to(demo / "back", target_is_directory=True)
+    return folder
+
+
+# Above any int8 probability: every crack found is weak evidence and the session goes to review.
+REVIEW_EVERY_CRACK = "\n[model.thresholds]\ncrack_confirm = 0.9999\n"
+
+
+def api_base(config: Path) -> str:
+    """The daemon's local API, from the port its config names."""
+    import tomllib
+
+    return f"http://127.0.0.1:{tomllib.loads(config.read_text())['api']['port']}"
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -277,6 +277,10 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics) -> Fa
             status=record.status,  # type: ignore[arg-type]
             reason=record.reason,
             grade=record.grade,
+            provisional_grade=record.provisional_grade,
+            reviewed_by=record.reviewed_by,
+            review_note=record.review_note,
+            reviewed_at=record.reviewed_at,
             created_at=record.created_at,
             updated_at=record.updated_at,
             result=result,

@@ -65,6 +65,12 @@ class SessionView(BaseModel):
     status: Status
     reason: str | None
     grade: str | None
+    provisional_grade: str | None = Field(
+        default=None, description="status review: the grade the booth would give, until a technician decides"
+    )
+    reviewed_by: str | None = Field(default=None, description="the technician who decided a review")
+    review_note: str | None = None
+    reviewed_at: float | None = None
     created_at: float = Field(description="seconds since the epoch")
     updated_at: float
     result: BoothProcessResponse | None

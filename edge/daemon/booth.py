@@ -83,6 +83,7 @@ class Booth:
     def start(self) -> None:
         """Open the cameras, queue unfinished sessions for recovery, start the worker."""
         self.rig.open()
+        self.grading.load_references()
         self.recover()
         self.worker.start()
         self._show_activity()

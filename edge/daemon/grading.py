@@ -13,11 +13,14 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from edge.config.root import AppConfig
 from edge.contract import BoothProcessResponse, ProcessedImage
 from edge.events import EventBus
 from edge.grade.decode import ImageError
 from edge.grade.pipeline import Grader, SessionGrade
+from edge.grade.reference import load_reference
 from edge.spool.files import fsync_dir
 from edge.spool.sessions import ImageRecord, SessionRecord, SessionStore, image_path
 from edge.timefmt import utc_iso
@@ -34,6 +37,19 @@ class SessionGrading:
         self.events = events
         self.grader = grader
         self.url_of = url_of
+        self._empty: dict[str, np.ndarray] = {}
+
+    def load_references(self) -> None:
+        """Each section's empty-booth photo, by its camera (at start, and after a calibration)."""
+        state = self.config.booth.state_dir
+        by_camera = {name: load_reference(state, name) for name in self.config.cameras}
+        self._empty = {
+            section: image
+            for section, rig in self.config.rig.sections.items()
+            if (image := by_camera.get(rig.camera)) is not None
+        }
+        if self._empty:
+            logger.info("empty-booth references for %s", ", ".join(sorted(self._empty)))
 
     def grade_and_finish(self, session: SessionRecord, capture_ms: float = 0.0) -> SessionRecord:
         self.store.set_status(session.id, "grading")
@@ -42,7 +58,7 @@ class SessionGrading:
             shots = [(image.section, self._read_verified(image)) for image in originals]
             if not shots:
                 raise ImageError("session", 0, "no images were captured")
-            grade = self.grader.grade(shots, self._mm_per_px())
+            grade = self.grader.grade(shots, self._mm_per_px(), empty=self._empty)
             del shots
             overlays = [
                 self.store.add_image(session, section, index, data, kind="overlay")
@@ -57,12 +73,19 @@ class SessionGrading:
             self.events.emit("capture_failed", session_id=session.id, reason=detail)
             return record
         result = self._result(session, originals, overlays, grade, capture_ms)
-        record = self.store.finish(session.id, grade.status, result, grade=grade.grade, reason=grade.reason)
+        record = self.store.finish(
+            session.id, grade.status, result, grade=grade.grade, reason=grade.reason,
+            provisional_grade=grade.provisional_grade,
+        )  # fmt: skip
         if grade.status == "retake":
             self.events.emit("retake", session_id=session.id, reason=grade.reason)
+        elif grade.status == "review":
+            self.events.emit(
+                "review", session_id=session.id, provisional_grade=grade.provisional_grade, reason=grade.reason
+            )
         else:
             self.events.emit("graded", session_id=session.id, grade=grade.grade, total_ms=grade.timings_ms.get("total"))
-        logger.info("session %s %s grade=%s", session.id, grade.status, grade.grade)
+        logger.info("session %s %s grade=%s", session.id, grade.status, grade.grade or grade.provisional_grade)
         return record
 
     def link_upload(self, session: SessionRecord, section: str, shot: int, rel: str, sha256: str, now_ms: int) -> None:
@@ -116,6 +139,7 @@ class SessionGrading:
             status=grade.status,
             grade=grade.grade,
             reason=grade.reason,
+            provisional_grade=grade.provisional_grade,
             model=self.grader.info,
             timings_ms=timings,
             booth_id=self.config.booth.id,

@@ -1,6 +1,6 @@
 """The cloud channel of the outbox: one row per session, and a side table of its photos' uploads.
 
-A graded or retake session is enqueued by an ``on_session_finished`` hook inside the very
+A graded, retake or review session is enqueued by an ``on_session_finished`` hook inside the very
 transaction that stores the booth's result, so no finished session can miss the cloud. Each
 photo's upload answer is committed as soon as it arrives and reused on every retry: after a crash,
 a photo whose URL is known is never uploaded again. ``sends`` counters are committed before each
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "cloud"
 COMPONENT = "cloud_outbox"
-MIRRORED_STATUSES = frozenset({"graded", "retake"})
+MIRRORED_STATUSES = frozenset({"graded", "retake", "review"})
 
 MIGRATIONS = (
     # v1: the cloud's own outbox, before there was one outbox for every channel.

@@ -18,7 +18,7 @@ from edge.events import EventBus
 from edge.spool.files import FileJournal
 from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionStore
-from edge.statuses import FINAL, sql_list
+from edge.statuses import SETTLED, sql_list
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,12 @@ class Retention:
         now = time.time() if now is None else now
         conn = self.store.db.connection()
         # Finished sessions first, then what the outboxes still hold: a session finishing in
-        # between is then missing from the first list, never in it without its guard.
+        # between is then missing from the first list, never in it without its guard. A session
+        # waiting for a technician's review is kept whatever its age.
         finished = [
             (row["id"], row["created_at"])
             for row in conn.execute(
-                f"SELECT id, created_at FROM sessions WHERE status IN ({sql_list(FINAL)}) ORDER BY created_at"  # noqa: S608
+                f"SELECT id, created_at FROM sessions WHERE status IN ({sql_list(SETTLED)}) ORDER BY created_at"  # noqa: S608
             )
         ]
         pending = self.outbox.pending_session_ids(conn)

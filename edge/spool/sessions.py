@@ -57,6 +57,13 @@ MIGRATIONS = (
         """,
         "CREATE INDEX images_session ON images (session_id, kind, section, shot)",
     ),
+    # v2: a review session's provisional grade, and the technician's decision on it.
+    (
+        "ALTER TABLE sessions ADD COLUMN provisional_grade TEXT",
+        "ALTER TABLE sessions ADD COLUMN reviewed_by TEXT",
+        "ALTER TABLE sessions ADD COLUMN review_note TEXT",
+        "ALTER TABLE sessions ADD COLUMN reviewed_at REAL",
+    ),
 )
 
 
@@ -86,6 +93,10 @@ class SessionRecord:
     cloud: dict[str, Any] | None
     created_at: float
     updated_at: float
+    provisional_grade: str | None = None
+    reviewed_by: str | None = None
+    review_note: str | None = None
+    reviewed_at: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -104,14 +115,26 @@ def image_path(imei: str, section: str, filename: str, now_ms: int) -> str:
     return f"{imei}/{section}/{now_ms}_{filename}"
 
 
+class AlreadyReviewedError(Exception):
+    """The session is not (or no longer) waiting for a technician's review."""
+
+
 class SessionStore:
-    def __init__(self, db: Database, images_root: Path, on_finished: Sequence[FinishedHook] = ()) -> None:
+    def __init__(
+        self,
+        db: Database,
+        images_root: Path,
+        on_finished: Sequence[FinishedHook] = (),
+        on_reviewed: Sequence[FinishedHook] = (),
+    ) -> None:
+        """``on_reviewed`` hooks run in the transaction that stores a technician's decision."""
         self.db = db
         self.images_root = images_root
         images_root.mkdir(parents=True, exist_ok=True)
         db.migrate("spool", MIGRATIONS)
         self.journal = FileJournal(db, images_root)
         self._on_finished = tuple(on_finished)
+        self._on_reviewed = tuple(on_reviewed)
 
     def create(
         self, imei: str, source: str, request_id: str | None = None, status: Status = "capturing"
@@ -191,14 +214,24 @@ class SessionStore:
         result: dict[str, Any] | None,
         grade: str | None = None,
         reason: str | None = None,
+        provisional_grade: str | None = None,
     ) -> SessionRecord:
         """Store the outcome and enqueue it in every outbox, all in one transaction."""
         if status not in FINAL:
             raise ValueError(f"{status} is not a final status")
         with self.db.transaction() as conn:
             conn.execute(
-                "UPDATE sessions SET status = ?, reason = ?, grade = ?, result_json = ?, updated_at = ? WHERE id = ?",
-                (status, reason, grade, json.dumps(result) if result is not None else None, time.time(), session_id),
+                "UPDATE sessions SET status = ?, reason = ?, grade = ?, provisional_grade = ?, result_json = ?,"
+                " updated_at = ? WHERE id = ?",
+                (
+                    status,
+                    reason,
+                    grade,
+                    provisional_grade,
+                    json.dumps(result) if result is not None else None,
+                    time.time(),
+                    session_id,
+                ),
             )
             record = self._get(conn, session_id)
             if record is None:
@@ -206,6 +239,34 @@ class SessionStore:
             for hook in self._on_finished:
                 hook(conn, record)
         return record
+
+    def review(self, session_id: str, grade: str, reviewed_by: str, note: str) -> SessionRecord:
+        """A technician's grade for a session in review: it becomes graded, its answer says who
+        decided and why, and the ``on_reviewed`` hooks run in the same transaction."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            record = self._get(conn, session_id)
+            if record is None:
+                raise KeyError(session_id)
+            if record.status != "review" or record.result is None:
+                raise AlreadyReviewedError(f"session is {record.status}, not waiting for a review")
+            result = {
+                **record.result,
+                "status": "graded",
+                "grade": grade,
+                "reviewed_by": reviewed_by,
+                "review_note": note,
+            }
+            conn.execute(
+                "UPDATE sessions SET status = 'graded', grade = ?, result_json = ?, reviewed_by = ?, review_note = ?,"
+                " reviewed_at = ?, updated_at = ? WHERE id = ?",
+                (grade, json.dumps(result), reviewed_by, note, now, now, session_id),
+            )
+            reviewed = self._get(conn, session_id)
+            assert reviewed is not None
+            for hook in self._on_reviewed:
+                hook(conn, reviewed)
+        return reviewed
 
     def set_cloud(self, session_id: str, cloud: dict[str, Any], conn: sqlite3.Connection | None = None) -> None:
         (conn or self.db.connection()).execute(
@@ -225,6 +286,13 @@ class SessionStore:
             rows = conn.execute(
                 "SELECT * FROM sessions WHERE created_at < ? ORDER BY created_at DESC LIMIT ?", (before, limit)
             )
+        return [_record(row) for row in rows.fetchall()]
+
+    def with_status(self, status: Status, limit: int = 50) -> list[SessionRecord]:
+        """Oldest first: the order a queue of people waiting is worked through."""
+        rows = self.db.connection().execute(
+            "SELECT * FROM sessions WHERE status = ? ORDER BY created_at LIMIT ?", (status, limit)
+        )
         return [_record(row) for row in rows.fetchall()]
 
     def unfinished(self) -> list[SessionRecord]:
