@@ -189,13 +189,8 @@ def _human(response: Any) -> str:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Photograph the empty booth with one camera and store it as that camera's background."""
-    import cv2
-    import numpy as np
-
+    from edge.capture.calibrate import CalibrationError, calibrate
     from edge.capture.camera import make_camera
-    from edge.capture.errors import CaptureError
-    from edge.grade.locate import locate
-    from edge.grade.reference import save_reference
 
     config = _load(args.config)
     if args.camera not in config.cameras:
@@ -203,27 +198,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     sections = [s for s, rig in config.rig.sections.items() if rig.camera == args.camera]
     camera = make_camera(args.camera, config.cameras[args.camera], config.storage.jpeg_quality)
-    try:
+
+    def shoot() -> bytes:
         camera.open()
-        data = camera.capture(sections[0] if sections else args.camera)
-    except CaptureError as exc:
-        sys.stderr.write(f"camera {args.camera} gave no photo: {exc}\n")
+        return camera.capture(sections[0] if sections else args.camera)
+
+    try:
+        path = calibrate(config, args.camera, shoot, force=args.force)
+    except CalibrationError as exc:
+        sys.stderr.write(f"{exc}\n")
         return EXIT_FAILED
     finally:
         camera.close()
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        sys.stderr.write(f"camera {args.camera} gave a photo that does not decode\n")
-        return EXIT_FAILED
-    g = config.grading
-    if not args.force and locate(image, g.min_device_area, g.device_aspect) is not None:
-        sys.stderr.write(
-            f"camera {args.camera} sees something phone-shaped: empty the booth and calibrate again "
-            "(or --force if the booth is empty)\n"
-        )
-        return EXIT_FAILED
-    path = save_reference(config.booth.state_dir, args.camera, image)
-    sys.stdout.write(f"camera {args.camera}: empty booth stored in {path} ({image.shape[1]}x{image.shape[0]})\n")
+    sys.stdout.write(f"camera {args.camera}: empty booth stored in {path}\n")
     return EXIT_OK
 
 

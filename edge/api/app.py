@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from edge.api.errors import ApiError, error_responses, install_error_handlers
+from edge.api.kiosk import install_kiosk
 from edge.api.limits import BodyLimit
 from edge.api.metrics import ApiMetrics
 from edge.api.models import (
@@ -31,6 +32,7 @@ from edge.api.models import (
     TriggerRequest,
     TriggerResponse,
 )
+from edge.api.technician import Desk, install_technician
 from edge.api.uploads import ImageRejected, UploadStore, check_image, sanitize_filename
 from edge.config.root import AppConfig
 from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, UploadResponse
@@ -86,7 +88,8 @@ def refusal(exc: TriggerRefusedError) -> ApiError:
     return ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message)
 
 
-def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics) -> FastAPI:
+def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk: Desk | None = None) -> FastAPI:
+    """``desk`` (the running daemon's) adds the technician's routes and each session's delivery state."""
     config = booth.config
     api = config.api
     sections = list(config.booth.sections)
@@ -286,6 +289,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics) -> Fa
             result=result,
             cloud=record.cloud,
             images=images,
+            delivery=desk.delivery(record.id) if desk is not None else {},
         )
 
     @app.get(
@@ -358,4 +362,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics) -> Fa
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    install_kiosk(app, booth, key_ok, checked_imei, refusal)
+    if desk is not None:
+        install_technician(app, desk, bool(keys), key_ok, view)
     return app

@@ -41,9 +41,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _DESCRIPTIONS = {
     400: "Invalid request (bad IMEI, section, file, URL or malformed JSON)",
     401: KEY_NOT_FOUND,
+    403: "The technician's routes are off: no [api] keys are configured",
     404: "Not found",
     405: "Method not allowed",
-    409: "The booth is busy with another session",
+    409: "The booth is busy with another session, or a technician's action conflicts with the booth's state",
     410: "The uploaded image is no longer stored",
     413: "Body or image too large",
     415: "Unsupported media type",

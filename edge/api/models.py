@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.contract import BoothProcessResponse
+from edge.contract import BoothProcessResponse, Grade
 from edge.spool.sessions import ImageKind, Status
 
 
@@ -76,6 +76,10 @@ class SessionView(BaseModel):
     result: BoothProcessResponse | None
     cloud: dict[str, Any] | None
     images: list[SessionImage]
+    delivery: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="per outbox (mqtt, cloud): pending, done, dead or dropped; null when not queued there",
+    )
 
 
 class SessionPage(BaseModel):
@@ -95,3 +99,65 @@ class Health(BaseModel):
         description="cameras, model, broker, cloud, disk, activity, workers (alive or down): "
         "the StatusBoard's values, null when not reported"
     )
+
+
+class KioskConfig(BaseModel):
+    """What the booth's screen needs to check an IMEI as the booth does and to name the sections."""
+
+    booth_id: str
+    sections: list[str]
+    imei_check: Literal["luhn", "digits"]
+    keys_required: bool = Field(description="the technician view needs the local API key")
+
+
+class KioskTrigger(BaseModel):
+    """``POST /api/kiosk/sessions``: the booth's own screen starts a session (no key from loopback)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    imei: str = Field(min_length=1, max_length=32)
+    key: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class ReviewDecision(BaseModel):
+    """A technician's grade for a session in review: the provisional one confirmed, or another."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grade: Grade
+    technician: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=500)
+
+
+class TechState(BaseModel):
+    booth_id: str
+    activity: str | None
+    cameras: dict[str, str] | None
+    model: dict[str, Any] | None
+    broker: dict[str, bool]
+    cloud: dict[str, Any] | None
+    outbox_depth: dict[str, int]
+    disk_free_mb: float | None
+    uptime_s: int
+    last_error: dict[str, Any] | None
+
+
+class CameraTestShot(BaseModel):
+    camera: str
+    ok: bool
+    verdict: str
+    width: int
+    height: int
+    preview: str = Field(description="the photo, downscaled, as a data: URL")
+
+
+class CalibrateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = Field(default=False, description="store even if something phone-shaped is in view")
+
+
+class CalibrateResponse(BaseModel):
+    success: Literal[True] = True
+    camera: str
+    stored: str

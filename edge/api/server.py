@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 import uvicorn
 
 from edge.api.app import BoothApi, create_app
 from edge.api.metrics import ApiMetrics
+from edge.api.technician import Desk
 from edge.api.uploads import UploadStore
-from edge.serve import Served, serve_in_thread
+from edge.serve import Served, is_loopback, serve_in_thread
 from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -20,21 +20,12 @@ STOP_TIMEOUT_S = 10.0
 GRACEFUL_SHUTDOWN_S = 5
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class ApiServer:
     """The local API on ``config.api.host:port``; ``port`` is the bound one (config port 0 picks one)."""
 
-    def __init__(self, booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics) -> None:
+    def __init__(self, booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk: Desk | None = None) -> None:
         api = booth.config.api
-        self.app = create_app(booth, uploads, metrics)
+        self.app = create_app(booth, uploads, metrics, desk)
         self._config = uvicorn.Config(
             self.app,
             host=api.host,

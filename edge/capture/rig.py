@@ -61,6 +61,18 @@ class CaptureRig:
                 self.camera_state[rig.camera] = "ready"
                 sink(section, shot, data)
 
+    def shoot(self, camera: str) -> bytes:
+        """One photo from one camera outside a session (a technician's test shot, a calibration),
+        named after the first section it serves, under the same time limit as a session's shots."""
+        if camera not in self.cameras:
+            raise CaptureError(f"no camera {camera!r}; cameras: {', '.join(self.cameras)}")
+        sections = [s for s, rig in self.config.rig.sections.items() if rig.camera == camera]
+        cam = self.cameras[camera]
+        data = self._run(camera, lambda: cam.capture(sections[0] if sections else camera),
+                         self.config.cameras[camera].timeout_s)  # fmt: skip
+        self.camera_state[camera] = "ready"
+        return data
+
     def _run(self, name: str, fn: Callable[[], T], timeout: float) -> T:
         hung = self._hung.get(name)
         if hung is not None:

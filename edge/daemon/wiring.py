@@ -20,6 +20,7 @@ from edge.api.uploads import UploadStore
 from edge.capture.rig import CaptureRig
 from edge.config.root import AppConfig
 from edge.daemon.booth import Booth
+from edge.daemon.technician import LastError, TechnicianDesk
 from edge.events import EventBus
 from edge.grade.pipeline import Grader
 from edge.mirror import CloudMirror, CloudQueue, cloud_channel
@@ -28,7 +29,7 @@ from edge.publish import MqttResults, MqttService, mqtt_channel
 from edge.spool.db import Database
 from edge.spool.outbox import Outbox
 from edge.spool.retention import Retention
-from edge.spool.sessions import SessionStore
+from edge.spool.sessions import FinishedHook, SessionStore
 from edge.status import StatusBoard
 from edge.trigger.control import ControlSocket
 from edge.trigger.gpio import GpioTriggers
@@ -63,6 +64,7 @@ class Daemon:
     booth: Booth
     mirror: CloudMirror
     mqtt: MqttService | None
+    desk: TechnicianDesk
     parts: list[Part]
     started: list[Part] = field(default_factory=list)
 
@@ -78,6 +80,7 @@ class Daemon:
         return [w.name for w in self.workers() if not (self.booth.alive() if w is self.booth.worker else w.alive())]
 
     def start(self) -> None:
+        logging.getLogger().addHandler(self.desk.last_error)
         self.booth.start()
         self.started.append(_BoothPart(self.booth))
         for part in self.parts:
@@ -91,6 +94,7 @@ class Daemon:
                 part.stop()
             except Exception:
                 logger.exception("%s did not stop cleanly", type(part).__name__)
+        logging.getLogger().removeHandler(self.desk.last_error)
 
     def close(self) -> None:
         self.db.close()
@@ -101,6 +105,7 @@ class _BoothPart:
     booth: Booth
 
     def start(self) -> None:
+        logging.getLogger().addHandler(self.desk.last_error)
         self.booth.start()
 
     def stop(self) -> None:
@@ -142,11 +147,14 @@ def build(
     mqtt_results = MqttResults(outbox, config.booth.id)
     metrics = ApiMetrics(db)
     cloud_queue = CloudQueue(db, outbox, enabled=CloudMirror.wanted(config.cloud))
-    # The one list of what happens, in the transaction that stores it, when a session finishes.
+    # The one list of what happens, in the transaction that stores it, when a session finishes,
+    # and when a technician decides a review (the cloud's contract has no way to take that).
     on_session_finished = [metrics.session_finished, cloud_queue.enqueue]
+    on_reviewed: list[FinishedHook] = []
     if config.mqtt.enabled:
         on_session_finished.append(mqtt_results.enqueue_result)
-    store = SessionStore(db, state / "images", on_finished=on_session_finished)
+        on_reviewed.append(mqtt_results.enqueue_result)
+    store = SessionStore(db, state / "images", on_finished=on_session_finished, on_reviewed=on_reviewed)
     store.journal.recover()
     uploads = UploadStore(db, store.images_root, store.journal)
     upload_ttl_s = config.storage.upload_ttl_h * 3600
@@ -172,6 +180,7 @@ def build(
         rig or CaptureRig(config),
         wait_for_cloud=mirror.wait_for_cloud,
     )
+    desk = TechnicianDesk(config, store, outbox, events, status, booth.rig, booth.grading, LastError())
     parts: list[Part] = [ControlSocket(booth, control_socket_path(config))]
     if config.triggers.button or config.triggers.drawer:
         parts.append(GpioTriggers(config.triggers, booth.trigger_armed))
@@ -184,8 +193,10 @@ def build(
     if config.api.enabled:
         from edge.api.server import ApiServer
 
-        parts.append(ApiServer(booth, uploads, metrics))
-    daemon = Daemon(config, db, status, events, outbox, store, retention, uploads, metrics, booth, mirror, mqtt, parts)
+        parts.append(ApiServer(booth, uploads, metrics, desk))
+    daemon = Daemon(
+        config, db, status, events, outbox, store, retention, uploads, metrics, booth, mirror, mqtt, desk, parts
+    )
     status.probe("disk_free_mb", lambda: round(retention.free_mb(), 1))
     status.probe("cameras", lambda: dict(booth.rig.camera_state))
     status.probe("sessions", store.count_by_status)
