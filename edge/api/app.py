@@ -141,6 +141,14 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
         except InvalidImeiError as exc:
             raise ApiError(400, str(exc)) from None
 
+    def started(imei: str, source: str, request_id: str | None = None) -> TriggerResponse:
+        """Queue a capture session for a checked IMEI; the booth's refusal as the API's error."""
+        try:
+            session = booth.trigger(imei, source=source, request_id=request_id)
+        except TriggerRefusedError as exc:
+            raise refusal(exc) from None
+        return TriggerResponse(sessionId=session.id, status=session.status)  # type: ignore[arg-type]
+
     # -- the contract ----------------------------------------------------------------------------
 
     @app.post(
@@ -245,12 +253,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
         tags=["booth"],
     )
     def trigger(body: TriggerRequest) -> TriggerResponse:
-        imei = authorised_imei(body.key, body.imei)
-        try:
-            session = booth.trigger(imei, source="http", request_id=body.request_id)
-        except TriggerRefusedError as exc:
-            raise refusal(exc) from None
-        return TriggerResponse(sessionId=session.id, status=session.status)  # type: ignore[arg-type]
+        return started(authorised_imei(body.key, body.imei), "http", body.request_id)
 
     def view(record: SessionRecord) -> SessionView:
         images = [
@@ -362,7 +365,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    install_kiosk(app, booth, key_ok, checked_imei, refusal)
+    install_kiosk(app, booth, key_ok, checked_imei, started)
     if desk is not None:
         install_technician(app, desk, bool(keys), key_ok, view)
     return app

@@ -17,7 +17,6 @@ from fastapi.staticfiles import StaticFiles
 from edge.api.errors import ApiError, error_responses
 from edge.api.models import KioskConfig, KioskTrigger, TriggerResponse
 from edge.contract import KEY_NOT_FOUND
-from edge.errors import TriggerRefusedError
 from edge.serve import is_loopback
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ def install_kiosk(
     booth: BoothApi,
     key_ok: Callable[[str | None], bool],
     checked_imei: Callable[[str], str],
-    refusal: Callable[[TriggerRefusedError], ApiError],
+    started: Callable[[str, str], TriggerResponse],
 ) -> None:
     """Routes of the page and its customer side; the helpers are create_app's own."""
     config = booth.config
@@ -50,7 +49,6 @@ def install_kiosk(
             booth_id=config.booth.id,
             sections=list(config.booth.sections),
             imei_check=config.booth.imei_check,
-            keys_required=bool(config.api.keys),
         )
 
     @app.post(
@@ -66,9 +64,4 @@ def install_kiosk(
         local = request.client is not None and is_loopback(request.client.host)
         if not local and not key_ok(body.key):
             raise ApiError(401, KEY_NOT_FOUND)
-        imei = checked_imei(body.imei)
-        try:
-            session = booth.trigger(imei, source="kiosk")
-        except TriggerRefusedError as exc:
-            raise refusal(exc) from None
-        return TriggerResponse(sessionId=session.id, status=session.status)
+        return started(checked_imei(body.imei), "kiosk")

@@ -107,7 +107,6 @@ class KioskConfig(BaseModel):
     booth_id: str
     sections: list[str]
     imei_check: Literal["luhn", "digits"]
-    keys_required: bool = Field(description="the technician view needs the local API key")
 
 
 class KioskTrigger(BaseModel):
