@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.api.server import ApiServer
 from edge.config.load import load_config
-from edge.daemon.booth import Booth
+from edge.daemon.wiring import build
 from edge.synth import render_scene
 
 IMEI = "490154203237518"
@@ -92,9 +92,9 @@ def main() -> None:
         total_mb = sum(len(j) for j in jpegs) / 1e6
         print(f"six 12 MP JPEGs, {total_mb:.1f} MB in all")
 
-        booth = Booth(load_config(write_config(folder, photos, args.threads)))
-        booth.start()
-        server = ApiServer(booth)
+        booth = build(load_config(write_config(folder, photos, args.threads)))
+        booth.booth.start()
+        server = ApiServer(booth.booth, booth.uploads, booth.metrics)
         server.start()
         base = f"http://127.0.0.1:{server.port}"
         upload_s: list[float] = []
@@ -121,7 +121,7 @@ def main() -> None:
                     statuses[status] = statuses.get(status, 0) + 1
         finally:
             server.stop()
-            booth.stop()
+            booth.booth.stop()
             booth.close()
 
     mb_each = total_mb / len(SECTIONS)

@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace, request: dict[str, Any], timeout_s: float) -> int:
-    from edge.daemon.run import control_socket_path
+    from edge.daemon.wiring import control_socket_path
     from edge.trigger.control import call
 
     config = _load(args.config)
@@ -189,13 +189,8 @@ def _human(response: Any) -> str:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Photograph the empty booth with one camera and store it as that camera's background."""
-    import cv2
-    import numpy as np
-
+    from edge.capture.calibrate import CalibrationError, calibrate
     from edge.capture.camera import make_camera
-    from edge.capture.errors import CaptureError
-    from edge.grade.locate import locate
-    from edge.grade.reference import save_reference
 
     config = _load(args.config)
     if args.camera not in config.cameras:
@@ -203,34 +198,48 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     sections = [s for s, rig in config.rig.sections.items() if rig.camera == args.camera]
     camera = make_camera(args.camera, config.cameras[args.camera], config.storage.jpeg_quality)
-    try:
+
+    def shoot() -> bytes:
         camera.open()
-        data = camera.capture(sections[0] if sections else args.camera)
-    except CaptureError as exc:
-        sys.stderr.write(f"camera {args.camera} gave no photo: {exc}\n")
+        return camera.capture(sections[0] if sections else args.camera)
+
+    try:
+        path = calibrate(config, args.camera, shoot, force=args.force)
+    except CalibrationError as exc:
+        sys.stderr.write(f"{exc}\n")
         return EXIT_FAILED
     finally:
         camera.close()
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        sys.stderr.write(f"camera {args.camera} gave a photo that does not decode\n")
-        return EXIT_FAILED
-    g = config.grading
-    if not args.force and locate(image, g.min_device_area, g.device_aspect) is not None:
-        sys.stderr.write(
-            f"camera {args.camera} sees something phone-shaped: empty the booth and calibrate again "
-            "(or --force if the booth is empty)\n"
-        )
-        return EXIT_FAILED
-    path = save_reference(config.booth.state_dir, args.camera, image)
-    sys.stdout.write(f"camera {args.camera}: empty booth stored in {path} ({image.shape[1]}x{image.shape[0]})\n")
+    sys.stdout.write(f"camera {args.camera}: empty booth stored in {path}\n")
     return EXIT_OK
+
+
+# The cloud simulator, the photo renderer and the training script are development tools: the
+# production install leaves them out (see pyproject.toml), a development install has them.
+DEV_TOOLS_HINT = "is a development tool, not in a production install: pip install -e '.[dev]' in a clone"
 
 
 def cmd_cloud_sim(args: argparse.Namespace) -> int:
     from edge.cloudsim.__main__ import run as run_sim
 
     return run_sim(args)
+
+
+def cmd_dev_tool_missing(args: argparse.Namespace) -> int:
+    sys.stderr.write(f"edge-grader {args.command} {DEV_TOOLS_HINT}\n")
+    return 2
+
+
+def train_main() -> int:
+    """``edge-grader-train``: the training script, where it is installed."""
+    try:
+        from edge.train.__main__ import main as train
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("edge."):
+            raise
+        sys.stderr.write(f"edge-grader-train {DEV_TOOLS_HINT}\n")
+        return 2
+    return int(train() or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,11 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="store even if something phone-shaped is in view")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("cloud-sim", help="run the Vision Grader cloud simulator (demos, tests)")
-    from edge.cloudsim.__main__ import add_arguments
-
-    add_arguments(p)
-    p.set_defaults(func=cmd_cloud_sim)
+    p = sub.add_parser("cloud-sim", help="run the Vision Grader cloud simulator (development installs)")
+    try:
+        from edge.cloudsim.__main__ import add_arguments
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("edge."):
+            raise
+        p.set_defaults(func=cmd_dev_tool_missing)
+    else:
+        add_arguments(p)
+        p.set_defaults(func=cmd_cloud_sim)
     return parser
 
 

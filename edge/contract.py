@@ -12,6 +12,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.statuses import FinalStatus
+
 SECTION_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 SCORE_MIN = 0
 SCORE_MAX = 100
@@ -132,11 +134,14 @@ class BoothProcessResponse(ProcessResponse):
     """The process answer the booth gives: the contract's keys plus grade, model, timings, booth."""
 
     analysis: dict[str, BoothSectionAnalysis]  # type: ignore[assignment]
-    status: Literal["graded", "retake", "review", "failed"]
+    status: FinalStatus
     grade: Grade | None
     reason: str | None = None
     # With status "review": the grade the booth would give, until a technician confirms or changes it.
     provisional_grade: Grade | None = None
+    # Once a technician decided a review: who, and why (the grade is then theirs).
+    reviewed_by: str | None = None
+    review_note: str | None = None
     model: ModelInfo
     timings_ms: dict[str, float]
     booth_id: str

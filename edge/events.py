@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Literal
+
+from edge.timefmt import utc_iso
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +16,8 @@ EventType = Literal[
     "capture_failed",
     "retake",
     "graded",
+    "review",
+    "reviewed",
     "failed",
     "mirrored",
     "dead_lettered",
@@ -40,7 +43,7 @@ class EventBus:
 
     def emit(self, type_: EventType, **fields: Any) -> Event:
         """Never pass an IMEI here: events leave the booth."""
-        event: Event = {"type": type_, "booth_id": self.booth_id, "time": time.time(), **fields}
+        event: Event = {"type": type_, "booth_id": self.booth_id, "time": utc_iso(), **fields}
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:

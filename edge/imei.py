@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 IMEI_LENGTH = 15
 
 
@@ -40,3 +42,11 @@ def mask_imei(imei: str) -> str:
     if len(imei) < 10:
         return "***"
     return f"{imei[:8]}*****{imei[-2:]}"
+
+
+IMEI_LIKE = re.compile(r"(?<!\d)\d{15}(?!\d)")
+
+
+def mask_imeis_in(text: str) -> str:
+    """Every 15-digit run in ``text`` masked: for texts that may quote an IMEI (paths, errors, URLs)."""
+    return IMEI_LIKE.sub(lambda m: mask_imei(m.group(0)), text)

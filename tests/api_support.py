@@ -6,7 +6,6 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -14,22 +13,22 @@ import numpy as np
 from edge.api.server import ApiServer
 from edge.config.load import load_config
 from edge.config.root import AppConfig
-from edge.daemon.booth import Booth
+from edge.daemon.wiring import Daemon, build
 from tests.booth_support import free_port, write_config
 
 API_KEY = "test-key"
 
 
-def stopped_booth(config: AppConfig) -> Booth:
-    """The real booth, stopped before its session worker ever ran, as while it shuts down.
+def stopped_booth(config: AppConfig) -> Daemon:
+    """The real daemon's parts, its booth stopped before its session worker ever ran, as while it shuts down.
 
     Everything the API checks before it hands work to the booth (keys, IMEIs, sections, files,
     URLs, paths, body sizes) runs for real against it; a request that gets through to the booth is
     refused by the booth itself, as stopping.
     """
-    booth = Booth(config)
-    booth.stop()
-    return booth
+    daemon = build(config)
+    daemon.booth.stop()
+    return daemon
 
 
 def booth_config(folder: Path, images: Path, extra_api: str = "") -> AppConfig:
@@ -41,9 +40,9 @@ def booth_config(folder: Path, images: Path, extra_api: str = "") -> AppConfig:
 
 
 @contextmanager
-def live_api(booth: Any) -> Iterator[str]:
-    """Serve ``booth`` with the real ApiServer; yields the base URL."""
-    server = ApiServer(booth)
+def live_api(daemon: Daemon) -> Iterator[str]:
+    """Serve the daemon's booth with the real ApiServer; yields the base URL."""
+    server = ApiServer(daemon.booth, daemon.uploads, daemon.metrics)
     server.start()
     try:
         yield f"http://127.0.0.1:{server.port}"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +17,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 VALID_IMEI = "490154203237518"
 OTHER_IMEI = "356938035643809"
+# The daemon's own line once cameras, model and every part are up (not any line holding "ready").
+READY_LINE = re.compile(r" INFO edge\.daemon\.run: booth [A-Za-z0-9_-]+ ready$", re.M)
 
 
 def free_port() -> int:
@@ -74,11 +78,42 @@ keys = ["test-key"]
     return path
 
 
+def db_rows(state: Path, query: str, args: tuple = ()) -> list[tuple]:
+    """Rows of the booth's spool database, read as any sqlite3 client would."""
+    conn = sqlite3.connect(state / "spool.db")
+    try:
+        return conn.execute(query, args).fetchall()
+    finally:
+        conn.close()
+
+
 def render_booth_images(folder: Path) -> Path:
     """Deterministic demo photos (front and back) as the replay cameras' folder."""
     if not (folder / "front").is_dir():
         subprocess.run([sys.executable, "-m", "edge.synth.demo_images", str(folder)], check=True, cwd=REPO)
     return folder
+
+
+def render_cracked_booth_images(folder: Path, demo: Path) -> Path:
+    """A replay folder whose front photo is a rendered crack, its back the demo's."""
+    from tests.test_grading_pipeline import cracked_photos
+
+    (folder / "front").mkdir(parents=True, exist_ok=True)
+    (folder / "front" / "cracked.jpg").write_bytes(cracked_photos(1)[0])
+    if not (folder / "back").exists():
+        (folder / "back").symlink_to(demo / "back", target_is_directory=True)
+    return folder
+
+
+# Above any int8 probability: every crack found is weak evidence and the session goes to review.
+REVIEW_EVERY_CRACK = "\n[model.thresholds]\ncrack_confirm = 0.9999\n"
+
+
+def api_base(config: Path) -> str:
+    """The daemon's local API, from the port its config names."""
+    import tomllib
+
+    return f"http://127.0.0.1:{tomllib.loads(config.read_text())['api']['port']}"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
@@ -119,7 +154,7 @@ class DaemonProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.output()}")
-            return "ready" in self.output()
+            return READY_LINE.search(self.output()) is not None
 
         wait_for(ready, timeout)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,15 @@ import numpy as np
 
 from edge.config.cloud import CloudConfig
 from edge.contract import BoothProcessResponse, BoothSectionAnalysis, ModelInfo
-from edge.daemon.status import StatusBoard
 from edge.events import EventBus
 from edge.imei import luhn_ok
+from edge.mirror import CloudMirror, CloudQueue, cloud_channel
+from edge.mirror.channel import CloudResultHook
 from edge.mirror.client import CloudClient
-from edge.mirror.outbox import CloudResultHook
-from edge.mirror.worker import CloudMirror
 from edge.spool.db import Database
+from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionRecord, SessionStore
+from edge.status import StatusBoard
 
 SIM_KEY = "sim-test-key"
 # The booth's scores in a harness session: different per section, so a swapped comparison shows.
@@ -87,14 +89,23 @@ class MirrorHarness:
     ) -> None:
         self.state = state
         self.db = Database(state / "spool.db")
-        self.store = SessionStore(self.db, state / "images")
         self.events = EventBus("test-booth")
         self.seen: list[dict[str, Any]] = []
         self.events.subscribe(self.seen.append)
         self.status = StatusBoard()
         self.config = CloudConfig(base_url=base_url, api_key=key, **{**FAST, **cloud})
+        self.outbox = Outbox(self.db, self.events, [cloud_channel(self.config, threading.Event())])
+        self.queue = CloudQueue(self.db, self.outbox, enabled=CloudMirror.wanted(self.config))
+        self.store = SessionStore(self.db, state / "images", on_finished=[self.queue.enqueue])
+        self.status.probe("cloud_outbox_depth", self.queue.depth)
         self.mirror = CloudMirror(
-            self.config, self.store, self.events, self.status, on_cloud_result=on_cloud_result, client=client
+            self.config,
+            self.queue,
+            self.store,
+            self.events,
+            self.status,
+            on_cloud_result=on_cloud_result,
+            client=client,
         )
 
     def start(self) -> MirrorHarness:
@@ -128,7 +139,9 @@ class MirrorHarness:
 
     def uploaded_images(self, session_id: str) -> int:
         row = self.db.connection().execute(
-            "SELECT COUNT(*) FROM cloud_images WHERE session_id = ? AND upload_json IS NOT NULL", (session_id,)
+            "SELECT COUNT(*) FROM cloud_uploads u JOIN outbox o ON o.id = u.outbox_id"
+            " WHERE o.session_id = ? AND u.upload_json IS NOT NULL",
+            (session_id,),
         ).fetchone()
         return int(row[0])
 

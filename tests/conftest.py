@@ -11,13 +11,19 @@ import pytest
 # gpiozero must never look for real pins in tests.
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
-from tests.booth_support import render_booth_images
+from tests.booth_support import render_booth_images, render_cracked_booth_images
 
 
 @pytest.fixture(scope="session")
 def booth_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo photos rendered once per test run, used by replay cameras."""
     return render_booth_images(tmp_path_factory.mktemp("booth-images"))
+
+
+@pytest.fixture(scope="session")
+def cracked_booth_images(tmp_path_factory: pytest.TempPathFactory, booth_images: Path) -> Path:
+    """Replay photos of a cracked phone (front) for review sessions."""
+    return render_cracked_booth_images(tmp_path_factory.mktemp("cracked-booth-images"), booth_images)
 
 
 @pytest.fixture

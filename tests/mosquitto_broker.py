@@ -138,6 +138,10 @@ class Collector:
         if not self._subscribed.wait(10):
             raise RuntimeError("test subscriber could not subscribe")
 
+    def clear(self) -> None:
+        with self._cond:
+            self.messages.clear()
+
     def on(self, topic: str) -> list[bytes]:
         with self._cond:
             return [payload for t, payload, _ in self.messages if t == topic]

@@ -235,13 +235,21 @@ def test_process_refuses_urls_this_booth_did_not_issue(live: Live, first_upload:
     url = first_upload["url"]
     for bad, fragment in [
         ("https://storage.example.com/images/490154203237518/front/1703123456789_front-1.jpg", "not issued"),
-        (url.replace("127.0.0.1", "localhost"), "not issued"),
         (url + "x", "not issued"),
         (url.rsplit("/", 1)[0] + "/../../../../etc/passwd", "not issued"),
         ("file:///etc/passwd", "not issued"),
+        ("http://[booth/api/images/x", "not issued"),
     ]:
         response = live.http.post("/api/process", json=process_body([(bad, "front")]))
         assert_error(response, 400, fragment)
+
+
+def test_process_finds_an_upload_by_its_path_whatever_host_name_its_url_has(live: Live, first_upload: dict) -> None:
+    # The booth was renamed (or its port changed) between the upload and the process call: the
+    # upload is still found. This booth is stopping, so the call gets that far and no further.
+    renamed = first_upload["url"].replace("http://127.0.0.1:", "http://booth-7.local:")
+    response = live.http.post("/api/process", json=process_body([(renamed, "front")]))
+    assert_error(response, 503, "stopping")
 
 
 def test_process_refuses_bad_imei_section_and_mismatches(live: Live, first_upload: dict) -> None:
@@ -352,9 +360,11 @@ def test_healthz_and_metrics_report_the_booth(live: Live, first_upload: dict) ->
     health = live.http.get("/healthz")
     assert health.status_code == 200
     body = health.json()
-    assert body["status"] == "ok" and body["booth_id"] == "test-booth"
-    assert set(body["components"]) == {"cameras", "model", "broker", "cloud", "disk_free_mb", "activity"}
+    # A stopping booth: its session worker is stopped, and /healthz says so by name.
+    assert body["status"] == "down" and body["down"] == ["session-worker"] and body["booth_id"] == "test-booth"
+    assert set(body["components"]) == {"cameras", "model", "broker", "cloud", "disk_free_mb", "activity", "workers"}
     components = body["components"]
+    assert components["workers"] == {"session-worker": "down"}
     assert components["activity"] == "stopping"
     assert components["model"]["name"] == "booth-defects" and len(components["model"]["sha256"]) == 64
     assert components["disk_free_mb"] > 0 and set(components["cameras"]) == {"cam"}

@@ -53,7 +53,7 @@ def test_sigkill_mid_mirror_then_restart_completes_the_mirror(
         daemon.kill()
     finally:
         daemon.stop()
-    assert _rows(state, "SELECT state FROM cloud_sessions") == [("pending",)]
+    assert _rows(state, "SELECT state FROM outbox WHERE channel = 'cloud'") == [("pending",)]
 
     sim.clear_faults()
     restarted = DaemonProcess(config).start()
@@ -65,7 +65,7 @@ def test_sigkill_mid_mirror_then_restart_completes_the_mirror(
     stats = sim.stats()
     assert stats["uploads"] == originals  # the upload answers survived the SIGKILL and were reused
     assert stats["sessions_by_imei"] == {VALID_IMEI: 1}
-    assert _rows(state, "SELECT state FROM cloud_sessions") == [("done",)]
+    assert _rows(state, "SELECT state FROM outbox WHERE channel = 'cloud'") == [("done",)]
     assert _rows(state, "PRAGMA integrity_check") == [("ok",)]
 
 

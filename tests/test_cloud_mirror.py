@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from edge.backoff import backoff_delay
 from edge.cloudsim import CloudSim
 from edge.config.cloud import CloudConfig
 from edge.config.storage import StorageConfig
 from edge.contract import UploadResponse
 from edge.mirror.client import CloudClient
-from edge.mirror.worker import backoff_delay
 from edge.spool.retention import Retention
 from tests.booth_support import wait_for
 from tests.cloudsim_support import BOOTH_SCORES, FAST, SHORT_READ_S, SIM_KEY, MirrorHarness, images_of, imei
@@ -108,7 +108,7 @@ def _check_faults(harness: MirrorHarness, sim: CloudSim) -> None:
     assert stats["sessions"] == len(sessions) + applied.get("slow:process", 0)
     assert all(stats["sessions_by_imei"][number] >= 1 for number in sessions)
     for number, sid in sessions.items():
-        sends = harness.mirror.outbox.sends(sid)
+        sends = harness.queue.sends(sid)
         assert stats["uploads_by_imei"][number] <= sends["uploads"]
         assert stats["sessions_by_imei"][number] <= sends["process"]
     assert harness.cloud_status()["outbox_depth"] == 0
@@ -170,7 +170,7 @@ def test_refused_key_dead_letters_with_an_event_and_the_rest_go_on(harness: Mirr
     assert all_mirrored(harness, ids[1:])
     status = harness.cloud_status()
     assert status["dead_letters"] == 1
-    assert harness.mirror.outbox.dead_letters()[0]["session_id"] == ids[0]
+    assert harness.queue.dead_letters()[0]["session_id"] == ids[0]
 
 
 def test_wrong_key_sessions_are_sent_again_once_the_key_is_fixed(tmp_path: Path, sim: CloudSim) -> None:
@@ -235,7 +235,7 @@ def test_crash_between_upload_and_stored_answer_re_uploads_only_that_image(tmp_p
     session = crashing.session(imei(70), {"front": 2, "back": 2})
     crashing.start()
     wait_for(lambda: client.left == 0, TIMEOUT)
-    wait_for(lambda: crashing.mirror._thread is not None and not crashing.mirror._thread.is_alive(), TIMEOUT)
+    wait_for(lambda: not crashing.mirror.worker.alive(), TIMEOUT)
     assert crashing.uploaded_images(session.id) == 1
     crashing.db.close()
 
@@ -246,7 +246,7 @@ def test_crash_between_upload_and_stored_answer_re_uploads_only_that_image(tmp_p
         # 4 photos; the second one's answer was lost in the crash, so the cloud holds it twice.
         assert stats["uploads"] == 4 + 1
         assert stats["sessions"] == 1
-        assert restarted.mirror.outbox.sends(session.id) == {"uploads": 5, "process": 1}
+        assert restarted.queue.sends(session.id) == {"uploads": 5, "process": 1}
     finally:
         restarted.close()
 
@@ -264,8 +264,7 @@ def test_missing_photo_dead_letters_that_session_only(harness: MirrorHarness, si
 
 
 def test_retention_keeps_images_of_sessions_not_yet_mirrored(harness: MirrorHarness, sim: CloudSim) -> None:
-    retention = Retention(harness.store, StorageConfig(), harness.events)
-    retention.add_guard(harness.mirror.outbox.pending_session_ids)
+    retention = Retention(harness.store, StorageConfig(), harness.events, harness.outbox, harness.store.journal)
     sim.stop_listening()
     waiting = harness.session(imei(90))
     far_future = time.time() + 10 * 365 * 86_400
@@ -284,9 +283,10 @@ def test_full_outbox_drops_the_oldest_with_an_event(tmp_path: Path, sim: CloudSi
     try:
         ids = [h.session(imei(n)).id for n in range(100, 103)]
         full = h.events_of("outbox_full")
-        assert [e["session_id"] for e in full] == [ids[0]]
+        assert [e["dropped_session_ids"] for e in full] == [[ids[0]]]
         assert full[0]["policy"] == "drop-oldest"
-        assert h.mirror.outbox.pending_session_ids() == set(ids[1:])
+        assert full[0]["outbox"] == "cloud"
+        assert h.queue.pending_session_ids() == set(ids[1:])
         h.start()
         wait_for(lambda: all_mirrored(h, ids[1:]), TIMEOUT)
         assert h.cloud(ids[0]) is None
@@ -299,7 +299,7 @@ def test_full_outbox_drops_the_oldest_with_an_event(tmp_path: Path, sim: CloudSi
 def test_failed_sessions_are_not_mirrored(harness: MirrorHarness) -> None:
     record = harness.store.create(imei(110), "test")
     harness.store.finish(record.id, "failed", None, reason="capture failed")
-    assert harness.mirror.outbox.state_of(record.id) is None
+    assert harness.queue.state_of(record.id) is None
 
 
 def test_cloud_result_hook_runs_inside_the_storing_transaction(tmp_path: Path, sim: CloudSim) -> None:
@@ -343,7 +343,7 @@ def test_mode_off_sends_nothing(tmp_path: Path, sim: CloudSim) -> None:
     h = MirrorHarness(tmp_path / "booth", sim.base_url, mode="off").start()
     try:
         session = h.session(imei(140))
-        assert h.mirror.outbox.state_of(session.id) is None
+        assert h.queue.state_of(session.id) is None
         assert h.cloud_status() == {"mode": "off", "reason": "mode = off"}
         assert h.mirror.wait_for_cloud(session.id, 0.1) is None
         assert sim.stats()["requests"] == {}

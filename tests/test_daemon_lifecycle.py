@@ -7,17 +7,16 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from edge.config import load_config
-from edge.daemon.booth import Booth
-from edge.daemon.errors import TriggerRefusedError
+from edge.daemon.wiring import build
+from edge.errors import TriggerRefusedError
 from edge.spool.db import Database
 from edge.spool.sessions import SessionStore
-from tests.booth_support import OTHER_IMEI, VALID_IMEI, DaemonProcess, wait_for, write_config
+from tests.booth_support import OTHER_IMEI, VALID_IMEI, DaemonProcess, db_rows, wait_for, write_config
 
 
 def _messages(sock: socket.socket, until: str) -> list[str]:
@@ -27,14 +26,6 @@ def _messages(sock: socket.socket, until: str) -> list[str]:
         seen.append(message)
         if until in message:
             return seen
-
-
-def _db_rows(state: Path, query: str, args: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(state / "spool.db")
-    try:
-        return conn.execute(query, args).fetchall()
-    finally:
-        conn.close()
 
 
 def test_daemon_is_ready_grades_a_cli_trigger_and_stops_cleanly(
@@ -48,10 +39,10 @@ def test_daemon_is_ready_grades_a_cli_trigger_and_stops_cleanly(
         result = daemon.cli("trigger", "--imei", VALID_IMEI, "--wait")
         assert result.returncode == 0, result.stdout + result.stderr
         answer = json.loads(result.stdout)
-        assert answer["status"] in ("graded", "retake")
+        assert answer["status"] == "graded"
         assert "WATCHDOG=1" in _messages(sock, "WATCHDOG=1")
         state = tmp_path / "cfg" / "state"
-        images = _db_rows(
+        images = db_rows(
             state,
             "SELECT section, path, size FROM images WHERE session_id = ? AND kind = 'original' ORDER BY id",
             (answer["sessionId"],),
@@ -74,7 +65,7 @@ def test_cli_refuses_a_bad_imei_and_stores_nothing(tmp_path: Path, booth_images:
         result = daemon.cli("trigger", "--imei", "490154203237519")
         assert result.returncode == 1
         assert "Luhn" in json.loads(result.stdout)["error"]
-        assert _db_rows(tmp_path / "cfg" / "state", "SELECT COUNT(*) FROM sessions") == [(0,)]
+        assert db_rows(tmp_path / "cfg" / "state", "SELECT COUNT(*) FROM sessions") == [(0,)]
     finally:
         daemon.stop()
 
@@ -95,7 +86,7 @@ def test_sigkill_mid_capture_then_restart_keeps_the_session_and_its_images(tmp_p
         daemon.wait_ready()
         answer = json.loads(daemon.cli("trigger", "--imei", VALID_IMEI).stdout)
         session_id = answer["sessionId"]
-        wait_for(lambda: _db_rows(state, "SELECT COUNT(*) FROM images WHERE session_id = ?", (session_id,)) == [(1,)])
+        wait_for(lambda: db_rows(state, "SELECT COUNT(*) FROM images WHERE session_id = ?", (session_id,)) == [(1,)])
         assert daemon.kill(signal.SIGKILL) == -signal.SIGKILL
     finally:
         daemon.stop()
@@ -104,11 +95,11 @@ def test_sigkill_mid_capture_then_restart_keeps_the_session_and_its_images(tmp_p
     restarted = DaemonProcess(config).start()
     try:
         restarted.wait_ready()
-        assert _db_rows(state, "PRAGMA integrity_check") == [("ok",)]
-        status, reason = _db_rows(state, "SELECT status, reason FROM sessions WHERE id = ?", (session_id,))[0]
+        assert db_rows(state, "PRAGMA integrity_check") == [("ok",)]
+        status, reason = db_rows(state, "SELECT status, reason FROM sessions WHERE id = ?", (session_id,))[0]
         assert status == "failed"
         assert "interrupted during capture" in reason and "1 images kept" in reason
-        rel = _db_rows(state, "SELECT path FROM images WHERE session_id = ?", (session_id,))[0][0]
+        rel = db_rows(state, "SELECT path FROM images WHERE session_id = ?", (session_id,))[0][0]
         assert (state / "images" / rel).is_file()
         # The booth goes on: the next trigger works.
         after = restarted.cli("trigger", "--imei", OTHER_IMEI, "--wait")
@@ -132,10 +123,10 @@ def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, boot
         daemon.wait_ready()
         wait_for(
             lambda: (
-                _db_rows(state, "SELECT status FROM sessions WHERE id = ?", (session.id,))[0][0] in ("graded", "retake")
+                db_rows(state, "SELECT status FROM sessions WHERE id = ?", (session.id,))[0][0] == "graded"
             )
         )
-        result = json.loads(_db_rows(state, "SELECT result_json FROM sessions WHERE id = ?", (session.id,))[0][0])
+        result = json.loads(db_rows(state, "SELECT result_json FROM sessions WHERE id = ?", (session.id,))[0][0])
         assert set(result["analysis"]) == {"front", "back"}
     finally:
         daemon.stop()
@@ -143,7 +134,8 @@ def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, boot
 
 def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: Path) -> None:
     config = load_config(write_config(tmp_path / "cfg", booth_images))
-    booth = Booth(config)
+    daemon = build(config)
+    booth = daemon.booth
     events: list[dict] = []
     booth.events.subscribe(events.append)
     try:
@@ -160,4 +152,24 @@ def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: P
         assert [e["type"] for e in events] == ["trigger_rejected", "trigger_rejected", "disk_low"]
         assert booth.store.list() == []
     finally:
-        booth.close()
+        daemon.close()
+
+
+def test_a_failed_disk_write_leaves_no_imei_in_the_whole_log(tmp_path: Path, booth_images: Path) -> None:
+    config = write_config(tmp_path / "cfg", booth_images)
+    state = tmp_path / "cfg" / "state"
+    # The front photo's folder cannot be made: a file stands where it goes (root ignores permissions).
+    (state / "images" / VALID_IMEI).mkdir(parents=True)
+    (state / "images" / VALID_IMEI / "front").write_bytes(b"in the way")
+    daemon = DaemonProcess(config).start()
+    try:
+        daemon.wait_ready()
+        result = daemon.cli("trigger", "--imei", VALID_IMEI, "--wait")
+        answer = json.loads(result.stdout)
+        assert answer["status"] == "failed"
+        assert answer["reason"] == "capture failed: photo could not be stored: File exists"
+    finally:
+        daemon.stop()
+    log = daemon.output()
+    assert "session " in log and "capture failed" in log
+    assert VALID_IMEI not in log

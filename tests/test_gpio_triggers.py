@@ -5,7 +5,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from edge.config.triggers import GpioTriggerConfig, TriggersConfig
-from edge.daemon.errors import TriggerRefusedError
+from edge.errors import TriggerRefusedError
 from edge.trigger.gpio import GpioTriggers
 from tests.booth_support import wait_for
 

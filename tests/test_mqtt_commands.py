@@ -11,7 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config.load import load_config
 from edge.config.mqtt import MqttConfig
-from edge.daemon.booth import Booth
+from edge.daemon.wiring import build
 from edge.publish import MqttService
 from tests.booth_support import write_config
 from tests.mosquitto_broker import Collector, MosquittoBroker
@@ -26,9 +26,10 @@ def setup(tmp_path):
     broker = MosquittoBroker().start()
     # The booth's session worker is never started: a trigger stores and queues its session and
     # leaves the booth busy, so the next one is refused by the booth's own rule.
-    booth = Booth(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
+    daemon = build(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
+    booth = daemon.booth
     config = MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=1)
-    service = MqttService(config, BOOTH, booth.db, booth.store, booth.events, trigger=booth.trigger)
+    service = MqttService(config, BOOTH, daemon.outbox, daemon.status, trigger=booth.trigger, arm=booth.arm)
     service.start()
     assert service.link.wait_connected(10)
     sub = Collector(broker, f"{PREFIX}/cmd/trigger/response")
@@ -44,14 +45,13 @@ def setup(tmp_path):
     assert sub.messages, "the trigger command topic never answered"
     # Probes sent before the subscription got no answer; wait briefly for any that will.
     sub.wait_for(lambda: len(sub.messages) >= probes, timeout=2)
-    with sub._cond:
-        sub.messages.clear()
-    yield client, sub, booth
+    sub.clear()
+    yield client, sub, booth, broker
     client.disconnect()
     client.loop_stop()
     sub.close()
     service.stop()
-    booth.close()
+    daemon.close()
     broker.close()
 
 
@@ -62,7 +62,7 @@ def ask(client, sub, body: bytes, count: int) -> dict:
 
 
 def test_trigger_starts_a_session_and_echoes_request_id(setup):
-    client, sub, booth = setup
+    client, sub, booth, _broker = setup
     answer = ask(client, sub, json.dumps({"imei": IMEI, "request_id": "r-1"}).encode(), 1)
     assert answer["request_id"] == "r-1"
     assert answer["success"] is True
@@ -71,7 +71,7 @@ def test_trigger_starts_a_session_and_echoes_request_id(setup):
 
 
 def test_bad_imei_malformed_json_missing_imei_and_busy_get_errors(setup):
-    client, sub, booth = setup
+    client, sub, booth, _broker = setup
     bad = ask(client, sub, json.dumps({"imei": "490154203237519", "request_id": "r-2"}).encode(), 1)
     assert bad["request_id"] == "r-2" and bad["code"] == "invalid_imei"
     assert "Luhn" in bad["error"]
@@ -90,3 +90,20 @@ def test_bad_imei_malformed_json_missing_imei_and_busy_get_errors(setup):
     refused = ask(client, sub, json.dumps({"imei": IMEI, "request_id": "r-6"}).encode(), 6)
     assert refused == {"request_id": "r-6", "error": "Booth is busy with another session", "code": "busy"}
     assert [s.id for s in booth.store.list()] == [started["sessionId"]]
+
+
+
+def test_arm_sets_the_imei_the_next_gpio_trigger_grades(setup):
+    client, _sub, booth, broker = setup
+    answers = Collector(broker, f"{PREFIX}/cmd/arm/response")
+    try:
+        deadline = time.monotonic() + 20
+        request = json.dumps({"imei": IMEI, "request_id": "a-1"})
+        while not answers.messages and time.monotonic() < deadline:  # arming twice is harmless
+            client.publish(f"{PREFIX}/cmd/arm", request, qos=1).wait_for_publish(5)
+            answers.wait_for(lambda: bool(answers.messages), timeout=1)
+        assert json.loads(answers.messages[0][1]) == {"request_id": "a-1", "success": True, "armed": True}
+    finally:
+        answers.close()
+    session = booth.trigger_armed("gpio-button")
+    assert (session.imei, session.source) == (IMEI, "gpio-button")

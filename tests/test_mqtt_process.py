@@ -25,17 +25,21 @@ import sys, time
 from pathlib import Path
 from tests.mosquitto_broker import booth_result
 from edge.config.mqtt import MqttConfig
-from edge.daemon.status import StatusBoard
+import threading
 from edge.events import EventBus
-from edge.publish import MqttService
+from edge.publish import MqttResults, MqttService, mqtt_channel
 from edge.spool.db import Database
+from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionStore
+from edge.status import StatusBoard
 
 state, port, produce = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 db = Database(state / "spool.db")
-store = SessionStore(db, state / "images")
 config = MqttConfig(host="127.0.0.1", port=port, reconnect_min_s=1, reconnect_max_s=1)
-service = MqttService(config, "booth-1", db, store, EventBus("booth-1"), StatusBoard())
+wake = threading.Event()
+outbox = Outbox(db, EventBus("booth-1"), [mqtt_channel(config, wake)])
+store = SessionStore(db, state / "images", on_finished=[MqttResults(outbox, "booth-1").enqueue_result])
+service = MqttService(config, "booth-1", outbox, StatusBoard(on_change=wake.set))
 service.start()
 for _ in range(produce):
     s = store.create("490154203237518", "test")
@@ -44,6 +48,9 @@ for _ in range(produce):
 print("READY", flush=True)
 time.sleep(3600)
 """
+
+
+PENDING = "SELECT COUNT(*) FROM outbox WHERE channel = 'mqtt' AND state = 'pending'"
 
 
 def spawn(state: Path, port: int, produce: int = 0) -> tuple[subprocess.Popen, list[str]]:
@@ -96,7 +103,7 @@ def test_results_undelivered_at_sigkill_arrive_after_restart(broker, tmp_path):
     kill(proc)
     with sqlite3.connect(tmp_path / "spool.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("SELECT COUNT(*) FROM mqtt_outbox WHERE delivered_at IS NULL").fetchone()[0] == 6
+        assert conn.execute(PENDING).fetchone()[0] == 6
 
     broker.start()
     sub = Collector(broker, f"{PREFIX}/sessions/#")
@@ -108,7 +115,7 @@ def test_results_undelivered_at_sigkill_arrive_after_restart(broker, tmp_path):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with sqlite3.connect(tmp_path / "spool.db") as conn:
-                left = conn.execute("SELECT COUNT(*) FROM mqtt_outbox WHERE delivered_at IS NULL").fetchone()[0]
+                left = conn.execute(PENDING).fetchone()[0]
             if left == 0:
                 break
             time.sleep(0.1)

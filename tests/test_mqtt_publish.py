@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -11,11 +12,12 @@ import pytest
 
 from edge.config.mqtt import MqttConfig
 from edge.contract import BoothProcessResponse
-from edge.daemon.status import StatusBoard
 from edge.events import EventBus
-from edge.publish import MqttService
+from edge.publish import MqttResults, MqttService, mqtt_channel
 from edge.spool.db import Database
+from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionStore
+from edge.status import StatusBoard
 from tests.mosquitto_broker import Collector, MosquittoBroker, booth_result
 
 BOOTH = "booth-1"
@@ -46,14 +48,11 @@ def collector_factory():
 
 
 class Booth:
-    """The parts a daemon gives the MQTT service: a real SQLite spool, events, status."""
+    """The parts a daemon gives the MQTT service, wired as the daemon wires them: a real SQLite spool
+    with the outbox, events, status."""
 
     def __init__(self, tmp: Path, port: int, **mqtt) -> None:
         self.db = Database(tmp / "spool.db")
-        self.store = SessionStore(self.db, tmp / "images")
-        self.events = EventBus(BOOTH)
-        self.status = StatusBoard()
-        self.status.set("state", "idle")
         self.config = MqttConfig(
             host="127.0.0.1",
             port=port,
@@ -62,7 +61,15 @@ class Booth:
             state_min_interval_s=0.1,
             **mqtt,
         )
-        self.mqtt = MqttService(self.config, BOOTH, self.db, self.store, self.events, self.status)
+        wake = threading.Event()
+        self.events = EventBus(BOOTH)
+        self.status = StatusBoard(on_change=wake.set)
+        self.status.set("state", "idle")
+        self.outbox = Outbox(self.db, self.events, [mqtt_channel(self.config, wake)])
+        self.results = MqttResults(self.outbox, BOOTH)
+        self.store = SessionStore(self.db, tmp / "images", on_finished=[self.results.enqueue_result])
+        self.mqtt = MqttService(self.config, BOOTH, self.outbox, self.status)
+        self.events.subscribe(self.mqtt.on_event)
 
     def finish(self, grade: str = "B") -> str:
         session = self.store.create(IMEI, "test")
@@ -127,8 +134,7 @@ def test_cloud_answer_events_and_failed_sessions(broker, booths, collector_facto
     cloud = {"success": True, "sessionId": "cloud-uuid", "imei": IMEI, "analysis": {}, "images": []}
     with booth.db.transaction() as conn:
         booth.store.set_cloud(session_id, cloud, conn)
-        booth.mqtt.publish_cloud_result(conn, session_id, cloud)
-    booth.mqtt.wake()
+        booth.results.enqueue_cloud(conn, session_id, cloud)
     failed = booth.store.create(IMEI, "test")
     booth.store.finish(failed.id, "failed", None, reason="camera front: corrupt frame")
     booth.events.emit("graded", session_id=session_id, grade="B", imei=IMEI)
@@ -159,8 +165,8 @@ def test_broker_outage_20_sessions_arrive_in_order_none_lost(broker, booths, col
         booth.events.emit("session_started", session_id="x")
         time.sleep(3)  # several reconnect attempts with the broker away
         assert booth.mqtt.depth() == 20
-        # paho's queue stays bounded whatever happens; results wait on disk.
-        assert len(booth.mqtt.link.client._out_messages) <= 10
+        # At most max_inflight results are in paho's hands whatever happens; the rest wait on disk.
+        assert booth.mqtt.publisher.in_flight() <= 5
         warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("edge.")]
         assert len(warnings) <= 1, [r.getMessage() for r in warnings]
 
@@ -237,7 +243,7 @@ def test_outbox_bound_policy_and_outbox_full_event(broker, booths, policy):
     booth.mqtt.start()
     ids = [booth.finish() for _ in range(5)]
     assert booth.mqtt.depth() == 3
-    kept = [row.session_id for row in booth.mqtt.outbox.pending(10)]
+    kept = [row.session_id for row in booth.outbox.claim_due("mqtt", 10)]
     assert kept == (ids[2:] if policy == "drop-oldest" else ids[:3])
     # Every session is still stored whatever the outbox dropped.
     assert all(booth.store.get(i).status == "graded" for i in ids)
@@ -245,13 +251,15 @@ def test_outbox_bound_policy_and_outbox_full_event(broker, booths, policy):
     event = next(e for e in heard if e["type"] == "outbox_full")
     assert event["policy"] == policy
     assert event["limit"] == 3
+    assert event["outbox"] == "mqtt"
+    assert event["dropped_session_ids"] == [ids[0] if policy == "drop-oldest" else ids[3]]
 
 
 def test_home_assistant_discovery_when_enabled(broker, booths, collector_factory):
     booth = booths(broker.port, ha_discovery=True)
+    live = collector_factory(broker, "homeassistant/#")
     booth.mqtt.start()
-    assert booth.mqtt.link.wait_connected(10)
-    assert wait(lambda: not booth.mqtt.link.client._out_messages)  # acknowledged by the broker
+    assert len(live.wait_count("homeassistant/sensor/", 3)) == 3  # the broker has them
     sub = collector_factory(broker, "homeassistant/#")  # late subscriber: configs are retained
     assert len(sub.wait_count("homeassistant/sensor/", 3)) == 3
     configs = {t: json.loads(p) for t, p, retained in sub.messages if retained}

@@ -1,21 +1,22 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from edge.config.load import load_config
+from edge.config.mqtt import MqttConfig
 from edge.config.storage import StorageConfig
-from edge.daemon.booth import Booth
 from edge.events import EventBus
-from edge.publish import MqttService
+from edge.publish import mqtt_channel
 from edge.spool.db import Database
-from edge.spool.files import atomic_write, remove_stale_temp_files
+from edge.spool.files import atomic_write
+from edge.spool.outbox import Outbox
 from edge.spool.retention import Retention
 from edge.spool.sessions import SessionRecord, SessionStore
-from tests.booth_support import VALID_IMEI, write_config
+from tests.booth_support import VALID_IMEI
 
 
 @pytest.fixture
@@ -38,12 +39,44 @@ def test_atomic_write_leaves_only_the_final_file(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["img.jpg"]
 
 
-def test_stale_temp_files_from_a_crash_are_removed(tmp_path: Path) -> None:
-    (tmp_path / "x").mkdir()
-    (tmp_path / "x" / ".img.jpg.abc.tmp").write_bytes(b"half")
-    (tmp_path / "x" / "keep.jpg").write_bytes(b"whole")
-    assert remove_stale_temp_files(tmp_path) == 1
-    assert [p.name for p in (tmp_path / "x").iterdir()] == ["keep.jpg"]
+def outbox_of(store: SessionStore) -> Outbox:
+    return Outbox(store.db, EventBus("b"), [mqtt_channel(MqttConfig(), threading.Event())])
+
+
+def retention_of(store: SessionStore, config: StorageConfig, **kwargs) -> Retention:
+    return Retention(store, config, EventBus("b"), outbox_of(store), store.journal, **kwargs)
+
+
+def test_a_write_cut_before_its_row_leaves_nothing_after_the_next_start(store: SessionStore) -> None:
+    session = store.create(VALID_IMEI, "test")
+    kept = store.add_image(session, "front", 0, b"whole")
+    # What a crash between the file and its row leaves: the note, the file, a temp file beside it.
+    orphan = f"{VALID_IMEI}/back/1_back-1.jpg"
+    store.journal.intend(orphan)
+    atomic_write(store.images_root / orphan, b"orphan")
+    (store.images_root / f"{VALID_IMEI}/back/.1_back-1.jpg.abc.tmp").write_bytes(b"half")
+    assert store.journal.recover() == 1
+    assert not (store.images_root / VALID_IMEI / "back").exists()  # the folder went with its last file
+    assert (store.images_root / kept.path).read_bytes() == b"whole"
+    assert store.journal.recover() == 0
+
+
+def test_a_delete_cut_after_its_rows_leaves_no_orphan_files(store: SessionStore) -> None:
+    session = store.create(VALID_IMEI, "test")
+    image = store.add_image(session, "front", 0, b"x")
+    with store.db.transaction() as conn:  # what retention commits before it removes the files
+        store.journal.note(conn, [image.path])
+        conn.execute("DELETE FROM sessions WHERE id = ?", (session.id,))
+    assert (store.images_root / image.path).exists()  # the crash came here
+    store.journal.recover()
+    assert list(store.images_root.iterdir()) == []  # no file, no empty <imei>/ folder
+
+
+def test_migration_steps_are_statements_never_a_script_cut_at_semicolons(tmp_path: Path) -> None:
+    db = Database(tmp_path / "m.db")
+    db.migrate("comp", ("CREATE TABLE t (a TEXT DEFAULT 'x;y')", ["INSERT INTO t DEFAULT VALUES"]))
+    assert db.connection().execute("SELECT a FROM t").fetchone()[0] == "x;y"
+    db.close()
 
 
 def test_image_is_on_disk_with_its_checksum_before_it_is_listed(store: SessionStore) -> None:
@@ -64,26 +97,27 @@ def test_migrations_apply_once_and_refuse_a_newer_schema(tmp_path: Path) -> None
         db.migrate("comp", steps[:1])
 
 
-def test_result_hook_runs_in_the_same_transaction(store: SessionStore) -> None:
-    store.db.migrate("outbox", ("CREATE TABLE outbox (session_id TEXT)",))
+def test_on_finished_hooks_run_in_the_same_transaction(tmp_path: Path) -> None:
+    db = Database(tmp_path / "spool.db")
+    db.migrate("hooked", ("CREATE TABLE hooked (session_id TEXT)",))
     seen: list[SessionRecord] = []
 
     def enqueue(conn: sqlite3.Connection, record: SessionRecord) -> None:
-        conn.execute("INSERT INTO outbox VALUES (?)", (record.id,))
+        conn.execute("INSERT INTO hooked VALUES (?)", (record.id,))
         seen.append(record)
 
     def exploding(conn: sqlite3.Connection, record: SessionRecord) -> None:
         raise RuntimeError("outbox full")
 
-    store.add_result_hook(enqueue)
-    ok = store.create(VALID_IMEI, "test")
-    store.finish(ok.id, "graded", {"grade": "A"}, grade="A")
+    fine = SessionStore(db, tmp_path / "images", on_finished=[enqueue])
+    ok = fine.create(VALID_IMEI, "test")
+    fine.finish(ok.id, "graded", {"grade": "A"}, grade="A")
     assert seen[-1].status == "graded"
-    store.add_result_hook(exploding)
+    store = SessionStore(db, tmp_path / "images", on_finished=[enqueue, exploding])
     bad = store.create(VALID_IMEI, "test")
     with pytest.raises(RuntimeError):
         store.finish(bad.id, "graded", {"grade": "B"}, grade="B")
-    rows = [r[0] for r in store.db.connection().execute("SELECT session_id FROM outbox")]
+    rows = [r[0] for r in store.db.connection().execute("SELECT session_id FROM hooked")]
     assert rows == [ok.id]
     assert store.get(bad.id).status == "capturing"  # rolled back: result and outbox row together
 
@@ -96,7 +130,7 @@ def test_unfinished_sessions_are_listed_for_recovery(store: SessionStore) -> Non
 
 
 def test_retention_deletes_only_delivered_sessions(store: SessionStore) -> None:
-    retention = Retention(store, StorageConfig(retention_days=1), EventBus("b"))
+    retention = retention_of(store, StorageConfig(retention_days=1))
     old_delivered = store.create(VALID_IMEI, "test")
     old_pending = store.create(VALID_IMEI, "test")
     fresh = store.create(VALID_IMEI, "test")
@@ -106,16 +140,21 @@ def test_retention_deletes_only_delivered_sessions(store: SessionStore) -> None:
     store.db.connection().execute(
         "UPDATE sessions SET created_at = created_at - 3 * 86400 WHERE id IN (?, ?)", (old_delivered.id, old_pending.id)
     )
-    retention.add_guard(lambda conn: {old_pending.id})
+    with store.db.transaction() as conn:
+        retention.outbox.enqueue(conn, "mqtt", old_pending.id, "result", {}, topic="t")
     assert retention.sweep() == 1
     assert store.get(fresh.id) is not None
     assert store.get(old_delivered.id) is None
     assert store.get(old_pending.id) is not None
     assert len(store.images(old_pending.id)) == 1
+    # The deleted session's file went after its row, and its <imei>/<section>/ folders are empty: gone.
+    assert sorted(p.name for p in (store.images_root / VALID_IMEI / "front").iterdir()) == sorted(
+        image.path.rsplit("/", 1)[1] for s in (old_pending, fresh) for image in store.images(s.id)
+    )
 
 
 def test_retention_quota_removes_oldest_delivered_first(store: SessionStore) -> None:
-    retention = Retention(store, StorageConfig(quota_mb=64), EventBus("b"))
+    retention = retention_of(store, StorageConfig(quota_mb=64))
     sessions = []
     for _ in range(3):
         session = store.create(VALID_IMEI, "test")
@@ -129,9 +168,8 @@ def test_retention_quota_removes_oldest_delivered_first(store: SessionStore) -> 
 
 
 def test_retention_runs_component_sweepers_with_the_sweep_time(store: SessionStore) -> None:
-    retention = Retention(store, StorageConfig(), EventBus("b"))
     seen: list[float] = []
-    retention.add_sweeper(lambda now: seen.append(now) or 0)
+    retention = retention_of(store, StorageConfig(), sweepers=[lambda now: seen.append(now) or 0])
     retention.sweep(now=1234.0)
     assert seen == [1234.0]
 
@@ -150,25 +188,23 @@ def test_a_finished_threads_connection_is_closed(tmp_path: Path) -> None:
     gc.collect()
     # A connection per finished thread would hold at least one descriptor each.
     assert len(os.listdir("/proc/self/fd")) - before < 5
-    assert len(db._connections) <= 2
     db.close()
 
 
-def test_retention_prunes_delivered_mqtt_rows_after_their_keep_time(tmp_path: Path) -> None:
-    booth = Booth(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
-    service = MqttService.for_booth(booth)
-    with booth.db.transaction() as conn:
-        for n in range(3):
-            service.outbox.enqueue(conn, f"s{n}", "result", f"sessions/s{n}", {"n": n})
-    delivered = [row.id for row in service.outbox.pending(10)][:2]
-    service.outbox.mark_delivered(delivered)
-    keep_s = booth.config.mqtt.outbox_keep_delivered_days * 86400
-    booth.retention.sweep(now=time.time() + keep_s / 2)
-    assert len(booth.db.connection().execute("SELECT id FROM mqtt_outbox").fetchall()) == 3
-    booth.retention.sweep(now=time.time() + keep_s + 60)
-    left = booth.db.connection().execute("SELECT session_id FROM mqtt_outbox").fetchall()
-    assert [row[0] for row in left] == ["s2"]  # the undelivered row stays
-    booth.close()
+def test_retention_prunes_delivered_outbox_rows_after_their_keep_time(store: SessionStore) -> None:
+    retention = retention_of(store, StorageConfig())
+    outbox = retention.outbox
+    ids = [store.create(VALID_IMEI, "test").id for _ in range(3)]
+    with store.db.transaction() as conn:
+        for sid in ids:
+            outbox.enqueue(conn, "mqtt", sid, "result", {"n": sid}, topic=f"sessions/{sid}")
+    outbox.ack([row.id for row in outbox.claim_due("mqtt", 2)])
+    keep_s = MqttConfig().outbox_keep_delivered_days * 86400
+    retention.sweep(now=time.time() + keep_s / 2)
+    assert outbox.counts("mqtt") == {"done": 2, "pending": 1}
+    retention.sweep(now=time.time() + keep_s + 60)
+    assert outbox.counts("mqtt") == {"pending": 1}  # the undelivered row stays
+    assert [row.session_id for row in outbox.claim_due("mqtt", 10)] == ids[2:]
 
 
 def test_after_commit_announces_only_what_was_committed(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 # Set up everything the booth and its tests need on Debian / Raspberry Pi OS, idempotently:
 # Debian packages (mosquitto, systemd's analyzer, curl, openssl, python venv), the .venv with the package
 # and its dev tools, and the demo photos. Run by tools/demo.sh and tools/test.sh.
+# WITH_BROWSER=1 (tools/test.sh sets it) adds Chromium and its driver for the screen's tests; a booth
+# never needs them.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +21,10 @@ command -v systemd-analyze >/dev/null || apt_missing+=(systemd)
 command -v curl >/dev/null || apt_missing+=(curl)
 command -v openssl >/dev/null || apt_missing+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
+if [ "${WITH_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null || apt_missing+=(chromium)
+  command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${apt_missing[*]}"
   as_root apt-get update -qq

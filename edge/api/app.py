@@ -10,29 +10,37 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge.api.errors import ApiError, error_response, error_responses, install_error_handlers
+from edge.api.errors import ApiError, error_responses, install_error_handlers
+from edge.api.kiosk import install_kiosk
+from edge.api.limits import BodyLimit
 from edge.api.metrics import ApiMetrics
-from edge.api.models import Health, SessionImage, SessionPage, SessionView, TriggerRequest, TriggerResponse
+from edge.api.models import (
+    ArmRequest,
+    ArmResponse,
+    Health,
+    SessionImage,
+    SessionPage,
+    SessionView,
+    TriggerRequest,
+    TriggerResponse,
+)
+from edge.api.technician import Desk, install_technician
 from edge.api.uploads import ImageRejected, UploadStore, check_image, sanitize_filename
 from edge.config.root import AppConfig
 from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, UploadResponse
-from edge.daemon.errors import SessionFailedError, TriggerRefusedError
-from edge.daemon.status import StatusBoard
-from edge.events import EventBus
+from edge.errors import SessionFailedError, TriggerRefusedError
 from edge.imageinfo import media_type
 from edge.imei import InvalidImeiError, mask_imei
-from edge.spool.db import Database
-from edge.spool.retention import Retention
 from edge.spool.sessions import SAFE_NAME, SessionRecord, SessionStore
+from edge.status import StatusBoard
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +57,7 @@ HEALTH_KEYS = {
     "cloud": "cloud",
     "disk_free_mb": "disk_free_mb",
     "activity": "activity",
+    "workers": "workers",
 }
 
 
@@ -56,15 +65,14 @@ class BoothApi(Protocol):
     """What the API needs of ``edge.daemon.booth.Booth``."""
 
     config: AppConfig
-    db: Database
     store: SessionStore
-    events: EventBus
     status: StatusBoard
-    retention: Retention
 
     def check_imei(self, imei: object) -> str: ...
 
     def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord: ...
+
+    def arm(self, imei: str) -> None: ...
 
     def process_uploads(
         self, imei: str, uploads: Sequence[tuple[str, str, str]], source: str = "api"
@@ -73,86 +81,15 @@ class BoothApi(Protocol):
     def image_url(self, path: str) -> str: ...
 
 
-# Refused bodies up to this many times the limit are read and discarded so the client gets the 413.
-DRAIN_FACTOR = 4
+def refusal(exc: TriggerRefusedError) -> ApiError:
+    """A full session queue is 503 with Retry-After (clients of the contract retry on it)."""
+    if exc.retry_after_s is not None:
+        return ApiError(503, exc.message, {"Retry-After": str(exc.retry_after_s)})
+    return ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message)
 
 
-class BodyLimit:
-    """Refuse an oversize body with 413 in the contract's form, without reading it into memory.
-
-    Starlette's own body limit answers in plain text, which a kiosk written against the contract
-    cannot parse; this one answers ``{"error": ...}`` and stops reading at the limit.
-    """
-
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
-        self.app = app
-        self.limit_for = limit_for
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.limit_for(scope["path"])
-        declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            if declared <= limit * DRAIN_FACTOR:
-                await _drain(receive, limit * DRAIN_FACTOR)
-            await _too_large(limit)(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    if message.get("more_body", False):
-                        await _drain(receive, limit * DRAIN_FACTOR - received)
-                    raise ApiError(413, _too_large_text(limit))
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-async def _drain(receive: Receive, budget: int) -> None:
-    """Read and discard the rest of a refused body, up to ``budget`` bytes.
-
-    A client still sending when the answer comes sees a reset connection instead of the 413;
-    reading a moderate excess (chunk by chunk, nothing kept) lets it read the answer. A body
-    far beyond the limit is not read: the connection is closed on it.
-    """
-    while budget > 0:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        budget -= len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _too_large_text(limit: int) -> str:
-    return f"Payload too large: at most {limit / 1e6:.1f} MB"
-
-
-def _too_large(limit: int) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    response = error_response(413, _too_large_text(limit))
-    # The client may still be sending; closing is cleaner than reading what we refused.
-    response.headers["connection"] = "close"
-    return response
-
-
-def create_app(booth: BoothApi) -> FastAPI:
+def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk: Desk | None = None) -> FastAPI:
+    """``desk`` (the running daemon's) adds the technician's routes and each session's delivery state."""
     config = booth.config
     api = config.api
     sections = list(config.booth.sections)
@@ -160,10 +97,7 @@ def create_app(booth: BoothApi) -> FastAPI:
     max_upload = int(api.max_upload_mb * 1_000_000)
     max_pixels = int(api.max_upload_megapixels * 1_000_000)
     max_json = api.max_json_kb * 1024
-    uploads = UploadStore(booth.db, booth.store.images_root)
-    ttl_s = config.storage.upload_ttl_h * 3600
-    booth.retention.add_sweeper(lambda now: uploads.expire(now - ttl_s))
-    metrics = ApiMetrics(booth.store, booth.status)
+    metrics.read_state_from(booth.store, booth.status)
     images_root = booth.store.images_root.resolve()
 
     app = FastAPI(
@@ -207,6 +141,14 @@ def create_app(booth: BoothApi) -> FastAPI:
         except InvalidImeiError as exc:
             raise ApiError(400, str(exc)) from None
 
+    def started(imei: str, source: str, request_id: str | None = None) -> TriggerResponse:
+        """Queue a capture session for a checked IMEI; the booth's refusal as the API's error."""
+        try:
+            session = booth.trigger(imei, source=source, request_id=request_id)
+        except TriggerRefusedError as exc:
+            raise refusal(exc) from None
+        return TriggerResponse(sessionId=session.id, status=session.status)  # type: ignore[arg-type]
+
     # -- the contract ----------------------------------------------------------------------------
 
     @app.post(
@@ -232,7 +174,7 @@ def create_app(booth: BoothApi) -> FastAPI:
             raise ApiError(exc.status, str(exc)) from None
         name = sanitize_filename(image.filename, kind)
         # The URL must be the one the booth's own answers use, so /api/process finds it again.
-        stored = uploads.save(data, section, device, name, booth.image_url)
+        stored = uploads.save(data, section, device, name)
         metrics.uploads.inc()
         metrics.upload_bytes.inc(stored.size)
         logger.info(
@@ -241,7 +183,8 @@ def create_app(booth: BoothApi) -> FastAPI:
             stored.size,
             mask_imei(device) if device else "no imei",
         )
-        return UploadResponse(url=stored.url, path=stored.path, size=stored.size, section=stored.section)
+        url = booth.image_url(stored.path)
+        return UploadResponse(url=url, path=stored.path, size=stored.size, section=stored.section)
 
     @app.post(
         "/api/process",
@@ -275,7 +218,7 @@ def create_app(booth: BoothApi) -> FastAPI:
         try:
             result = booth.process_uploads(imei, resolved, source="api")
         except TriggerRefusedError as exc:
-            raise ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message) from None
+            raise refusal(exc) from None
         except SessionFailedError as exc:
             raise ApiError(500, f"Grading failed: {exc.reason}") from None
         metrics.process.observe(time.monotonic() - started)
@@ -291,6 +234,17 @@ def create_app(booth: BoothApi) -> FastAPI:
     # -- the booth's endpoints -------------------------------------------------------------------
 
     @app.post(
+        "/api/arm",
+        response_model=ArmResponse,
+        responses=error_responses(400, 401, 422),
+        summary="Arm the booth's GPIO trigger (button or drawer) for this IMEI",
+        tags=["booth"],
+    )
+    def arm(body: ArmRequest) -> ArmResponse:
+        booth.arm(authorised_imei(body.key, body.imei))
+        return ArmResponse(armed_for_s=config.triggers.armed_imei_ttl_s)
+
+    @app.post(
         "/api/sessions",
         status_code=202,
         response_model=TriggerResponse,
@@ -299,12 +253,7 @@ def create_app(booth: BoothApi) -> FastAPI:
         tags=["booth"],
     )
     def trigger(body: TriggerRequest) -> TriggerResponse:
-        imei = authorised_imei(body.key, body.imei)
-        try:
-            session = booth.trigger(imei, source="http", request_id=body.request_id)
-        except TriggerRefusedError as exc:
-            raise ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message) from None
-        return TriggerResponse(sessionId=session.id, status=session.status)  # type: ignore[arg-type]
+        return started(authorised_imei(body.key, body.imei), "http", body.request_id)
 
     def view(record: SessionRecord) -> SessionView:
         images = [
@@ -334,11 +283,16 @@ def create_app(booth: BoothApi) -> FastAPI:
             status=record.status,  # type: ignore[arg-type]
             reason=record.reason,
             grade=record.grade,
+            provisional_grade=record.provisional_grade,
+            reviewed_by=record.reviewed_by,
+            review_note=record.review_note,
+            reviewed_at=record.reviewed_at,
             created_at=record.created_at,
             updated_at=record.updated_at,
             result=result,
             cloud=record.cloud,
             images=images,
+            delivery=desk.delivery(record.id) if desk is not None else {},
         )
 
     @app.get(
@@ -396,7 +350,8 @@ def create_app(booth: BoothApi) -> FastAPI:
     def healthz() -> Health:
         snapshot = booth.status.snapshot()
         components = {name: snapshot.get(key) for name, key in HEALTH_KEYS.items()}
-        return Health(booth_id=config.booth.id, components=components)
+        down = sorted(name for name, state in (components["workers"] or {}).items() if state != "alive")
+        return Health(status="down" if down else "ok", down=down, booth_id=config.booth.id, components=components)
 
     @app.get(
         "/metrics",
@@ -410,4 +365,7 @@ def create_app(booth: BoothApi) -> FastAPI:
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    install_kiosk(app, booth, key_ok, checked_imei, started)
+    if desk is not None:
+        install_technician(app, desk, bool(keys), key_ok, view)
     return app

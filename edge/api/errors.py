@@ -25,8 +25,8 @@ MAX_LOC_PARTS = 6
 class ApiError(StarletteHTTPException):
     """An answer in the contract's error form with ``status``."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(status_code=status, detail=message)
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=message, headers=headers)
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -41,15 +41,16 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _DESCRIPTIONS = {
     400: "Invalid request (bad IMEI, section, file, URL or malformed JSON)",
     401: KEY_NOT_FOUND,
+    403: "The technician's routes are off: no [api] keys are configured",
     404: "Not found",
     405: "Method not allowed",
-    409: "The booth is busy with another session",
+    409: "The booth is busy with another session, or a technician's action conflicts with the booth's state",
     410: "The uploaded image is no longer stored",
     413: "Body or image too large",
     415: "Unsupported media type",
     422: "A field is missing or has the wrong type",
     500: "Grading failed or internal error",
-    503: "The booth is stopping or not ready",
+    503: "The booth is busy (see Retry-After) or stopping",
     507: "Not enough free disk for a new session",
 }
 

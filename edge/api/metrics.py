@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from edge.daemon.status import StatusBoard
+from edge.spool.db import Database
 from edge.spool.sessions import SessionRecord, SessionStore
+from edge.status import StatusBoard
 
 # StatusBoard keys ending in this are outbox depths (mqtt_outbox_depth, cloud_outbox_depth, ...).
 OUTBOX_SUFFIX = "_outbox_depth"
@@ -49,7 +51,10 @@ class _StateCollector(Collector):
 
 
 class ApiMetrics:
-    def __init__(self, store: SessionStore, status: StatusBoard) -> None:
+    """Built before the session store: ``session_finished`` is one of its ``on_session_finished`` hooks."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self.registry = CollectorRegistry()
         self.sessions = Counter(
             "edge_grader_sessions_finished",
@@ -75,10 +80,16 @@ class ApiMetrics:
         self.upload_bytes = Counter(
             "edge_grader_api_upload_bytes", "Bytes accepted by POST /api/upload", registry=self.registry
         )
-        self.registry.register(_StateCollector(store, status))
-        store.add_listener(self._on_finished)
 
-    def _on_finished(self, record: SessionRecord) -> None:
+    def read_state_from(self, store: SessionStore, status: StatusBoard) -> None:
+        """Scrapes also read the stored sessions, outbox depths and free disk (the API app calls this once)."""
+        self.registry.register(_StateCollector(store, status))
+
+    def session_finished(self, conn: sqlite3.Connection, record: SessionRecord) -> None:
+        """An ``on_session_finished`` hook: counted once the session's transaction commits."""
+        self.db.after_commit(lambda: self._count(record))
+
+    def _count(self, record: SessionRecord) -> None:
         self.sessions.labels(record.status, record.source).inc()
         timings = (record.result or {}).get("timings_ms") or {}
         total_ms = timings.get("total")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 import uvicorn
 
 from edge.api.app import BoothApi, create_app
-from edge.serve import Served, serve_in_thread
+from edge.api.metrics import ApiMetrics
+from edge.api.technician import Desk
+from edge.api.uploads import UploadStore
+from edge.serve import Served, is_loopback, serve_in_thread
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -17,21 +20,12 @@ STOP_TIMEOUT_S = 10.0
 GRACEFUL_SHUTDOWN_S = 5
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class ApiServer:
     """The local API on ``config.api.host:port``; ``port`` is the bound one (config port 0 picks one)."""
 
-    def __init__(self, booth: BoothApi) -> None:
+    def __init__(self, booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk: Desk | None = None) -> None:
         api = booth.config.api
-        self.app = create_app(booth)
+        self.app = create_app(booth, uploads, metrics, desk)
         self._config = uvicorn.Config(
             self.app,
             host=api.host,
@@ -48,6 +42,10 @@ class ApiServer:
                 "local API bound to %s without api.keys: anyone on the network can grade and read sessions",
                 api.host,
             )
+
+    @property
+    def worker(self) -> Worker | None:
+        return None if self._served is None else self._served.worker
 
     @property
     def port(self) -> int:

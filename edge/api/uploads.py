@@ -3,10 +3,11 @@
 An upload is stored under the spool's images root with the contract's path form
 ``<imei>/<section>/<epoch-ms>_<filename>``. An upload without an IMEI goes under
 ``unassigned/<section>/<epoch-ms>_<filename>``: the contract makes the IMEI optional on upload and
-the process call names it later. The ``uploads`` table is the list of URLs this booth issued; a
-``url`` in /api/process is looked up there and never fetched. An expired upload's file goes but
-its row stays a while, so a late /api/process hears that the image was removed, not that it was
-never issued.
+the process call names it later. The ``uploads`` table is the list of paths this booth issued; a
+``url`` in /api/process is looked up there by its path (``/api/images/<path>``) and never fetched.
+URLs are built per answer, so a new host name or port does not orphan uploads already issued. An
+expired upload's file goes but its row stays a while, so a late /api/process hears that the image
+was removed, not that it was never issued.
 """
 
 from __future__ import annotations
@@ -14,22 +15,23 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
 
 from edge.imageinfo import EXTENSIONS, header_size, sniff
 from edge.spool.db import Database
-from edge.spool.files import atomic_write
+from edge.spool.files import FileJournal, atomic_write
 from edge.spool.sessions import SAFE_NAME, image_path
 
 UNASSIGNED_DIR = "unassigned"
 MAX_FILENAME = 96
 DEFAULT_STEM = "image"
+IMAGES_ROUTE = "/api/images/"
 
 ImageKind = Literal["jpeg", "png"]
 # How long an expired upload's URL is still recognised (and answered 410) after its file went.
@@ -38,8 +40,9 @@ EXPIRED_ROW_KEEP_S = 30 * 86400
 JPEG_EOI = b"\xff\xd9"
 
 MIGRATIONS = (
-    """
-    CREATE TABLE uploads (
+    (
+        """
+        CREATE TABLE uploads (
         id INTEGER PRIMARY KEY,
         path TEXT NOT NULL UNIQUE,
         url TEXT NOT NULL UNIQUE,
@@ -50,15 +53,35 @@ MIGRATIONS = (
         sha256 TEXT NOT NULL,
         created_at REAL NOT NULL,
         session_id TEXT
-    );
-    CREATE INDEX uploads_created ON uploads (created_at)
-    """,
+        )
+        """,
+        "CREATE INDEX uploads_created ON uploads (created_at)",
+    ),
     # v2: nothing read media_type (the file name says it) or session_id; expired rows are kept.
-    """
-    ALTER TABLE uploads DROP COLUMN media_type;
-    ALTER TABLE uploads DROP COLUMN session_id;
-    ALTER TABLE uploads ADD COLUMN expired_at REAL
-    """,
+    (
+        "ALTER TABLE uploads DROP COLUMN media_type",
+        "ALTER TABLE uploads DROP COLUMN session_id",
+        "ALTER TABLE uploads ADD COLUMN expired_at REAL",
+    ),
+    # v3: the path is the upload's identity; its URL is built per answer (host names change).
+    (
+        """
+        CREATE TABLE uploads_v3 (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            imei TEXT,
+            section TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expired_at REAL
+        )
+        """,
+        "INSERT INTO uploads_v3 SELECT id, path, imei, section, size, sha256, created_at, expired_at FROM uploads",
+        "DROP TABLE uploads",
+        "ALTER TABLE uploads_v3 RENAME TO uploads",
+        "CREATE INDEX uploads_created ON uploads (created_at)",
+    ),
 )
 
 
@@ -73,7 +96,6 @@ class ImageRejected(ValueError):
 @dataclass(frozen=True)
 class Upload:
     path: str
-    url: str
     imei: str | None
     section: str
     size: int
@@ -139,9 +161,10 @@ def check_image(data: bytes, max_pixels: int) -> ImageKind:
 class UploadStore:
     """The ``uploads`` table and the files it points at, under the spool's images root."""
 
-    def __init__(self, db: Database, images_root: Path) -> None:
+    def __init__(self, db: Database, images_root: Path, journal: FileJournal) -> None:
         self.db = db
         self.images_root = images_root
+        self.journal = journal
         db.migrate("api_uploads", MIGRATIONS)
         # Two uploads of one file name in the same millisecond would share a path: a path is
         # reserved under the lock until its row is in, and the second upload takes the next
@@ -155,29 +178,28 @@ class UploadStore:
         section: str,
         imei: str | None,
         filename: str,
-        url_for: Callable[[str], str],
     ) -> Upload:
-        """Store the file atomically, then its row; ``url_for`` makes the URL of a stored path."""
+        """Note the file, store it atomically, then its row (which clears the note)."""
         rel = self._reserve(imei, section, filename)
         target = self.images_root / rel
-        url = url_for(rel)
         try:
+            self.journal.intend(rel)
             digest = atomic_write(target, data)
             now = time.time()
             try:
                 with self.db.transaction() as conn:
+                    self.journal.clear(conn, [rel])
                     conn.execute(
-                        "INSERT INTO uploads (path, url, imei, section, size, sha256, created_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (rel, url, imei, section, len(data), digest, now),
+                        "INSERT INTO uploads (path, imei, section, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (rel, imei, section, len(data), digest, now),
                     )
             except BaseException:
-                target.unlink(missing_ok=True)
+                self.journal.remove([rel])
                 raise
         finally:
             with self._lock:
                 self._reserved.discard(rel)
-        return Upload(rel, url, imei, section, len(data), digest, now, None)
+        return Upload(rel, imei, section, len(data), digest, now, None)
 
     def _reserve(self, imei: str | None, section: str, filename: str) -> str:
         with self._lock:
@@ -199,33 +221,38 @@ class UploadStore:
         return f"{UNASSIGNED_DIR}/{section}/{now_ms}_{filename}"
 
     def by_url(self, url: str) -> Upload | None:
-        """The upload this booth issued under ``url``, expired or not."""
-        row = self.db.connection().execute(
-            "SELECT path, url, imei, section, size, sha256, created_at, expired_at FROM uploads WHERE url = ?", (url,)
-        ).fetchone()
-        return Upload(*row) if row else None
+        """The upload whose image path ``url`` names (``.../api/images/<path>``), expired or not."""
+        try:
+            route = urlsplit(url).path
+        except ValueError:  # not a URL at all (say, an unclosed IPv6 bracket)
+            return None
+        if not route.startswith(IMAGES_ROUTE):
+            return None
+        return self.by_path(unquote(route.removeprefix(IMAGES_ROUTE)))
 
     def by_path(self, rel: str) -> Upload | None:
         """The upload stored at ``rel``, expired or not."""
         row = self.db.connection().execute(
-            "SELECT path, url, imei, section, size, sha256, created_at, expired_at FROM uploads WHERE path = ?", (rel,)
+            "SELECT path, imei, section, size, sha256, created_at, expired_at FROM uploads WHERE path = ?", (rel,)
         ).fetchone()
         return Upload(*row) if row else None
 
     def expire(self, before: float) -> int:
         """Delete the files of uploads older than ``before``; their rows say so for a while, then go.
 
-        The rows are marked first, so a crash between the two steps leaves a row that answers 410
-        for a file still on disk, never a live row without its file. A processed upload's session
-        holds its own hard link, so the session's image stays.
+        The rows are marked (and the files noted) first, so a crash between the two steps leaves a
+        row that answers 410 and a note that removes the file on the next start, never a live row
+        without its file. A processed upload's session holds its own hard link, so the session's
+        image stays.
         """
         now = time.time()
         with self.db.transaction() as tx:
-            rows = tx.execute(
-                "SELECT path FROM uploads WHERE created_at < ? AND expired_at IS NULL", (before,)
-            ).fetchall()
-            tx.executemany("UPDATE uploads SET expired_at = ? WHERE path = ?", [(now, r["path"]) for r in rows])
+            paths = [
+                row["path"]
+                for row in tx.execute("SELECT path FROM uploads WHERE created_at < ? AND expired_at IS NULL", (before,))
+            ]
+            tx.executemany("UPDATE uploads SET expired_at = ? WHERE path = ?", [(now, p) for p in paths])
             tx.execute("DELETE FROM uploads WHERE expired_at < ?", (now - EXPIRED_ROW_KEEP_S,))
-        for row in rows:
-            (self.images_root / row["path"]).unlink(missing_ok=True)
-        return len(rows)
+            self.journal.note(tx, paths)
+        self.journal.remove(paths)
+        return len(paths)

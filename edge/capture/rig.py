@@ -27,13 +27,13 @@ class CaptureRig:
         }
         self.lights = Lights(config.lights)
         # One thread per camera: a shot that hangs in a driver blocks only that camera's thread,
-        # and the session fails on the timeout instead of the daemon hanging.
-        self._executors = {name: self._executor(name) for name in self.cameras}
+        # and the session fails on the timeout instead of the daemon hanging. The hung call keeps
+        # the thread; the camera refuses shots until it returns, so threads never pile up.
+        self._executors = {
+            name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-{name}") for name in self.cameras
+        }
+        self._hung: dict[str, Future[object]] = {}
         self.camera_state: dict[str, str] = dict.fromkeys(self.cameras, "closed")
-
-    @staticmethod
-    def _executor(name: str) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-{name}")
 
     def open(self) -> None:
         """Open every camera; a camera that fails is reported and retried at its next shot."""
@@ -61,14 +61,29 @@ class CaptureRig:
                 self.camera_state[rig.camera] = "ready"
                 sink(section, shot, data)
 
+    def shoot(self, camera: str) -> bytes:
+        """One photo from one camera outside a session (a technician's test shot, a calibration),
+        named after the first section it serves, under the same time limit as a session's shots."""
+        if camera not in self.cameras:
+            raise CaptureError(f"no camera {camera!r}; cameras: {', '.join(self.cameras)}")
+        sections = [s for s, rig in self.config.rig.sections.items() if rig.camera == camera]
+        cam = self.cameras[camera]
+        data = self._run(camera, lambda: cam.capture(sections[0] if sections else camera),
+                         self.config.cameras[camera].timeout_s)  # fmt: skip
+        self.camera_state[camera] = "ready"
+        return data
+
     def _run(self, name: str, fn: Callable[[], T], timeout: float) -> T:
+        hung = self._hung.get(name)
+        if hung is not None:
+            if not hung.done():
+                raise CaptureError(f"camera {name} is still stuck in an earlier call")
+            del self._hung[name]
         future: Future[T] = self._executors[name].submit(fn)
         try:
             return future.result(timeout=timeout)
         except FutureTimeout:
-            # The stuck thread is abandoned; a fresh one serves the next shot of this camera.
-            self._executors[name].shutdown(wait=False, cancel_futures=True)
-            self._executors[name] = self._executor(name)
+            self._hung[name] = future  # type: ignore[assignment]
             raise CaptureError(f"camera {name} did not answer within {timeout:g} s") from None
         except CaptureError:
             raise

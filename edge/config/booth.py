@@ -24,6 +24,13 @@ class BoothConfig(BaseModel):
         default="luhn",
         description="luhn: 15 digits with a valid check digit; digits: any 15 digits (kiosk test rigs only)",
     )
+    max_sessions: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="sessions queued or grading at once (every trigger and /api/process counts); "
+        "past it the booth answers busy (HTTP 503 with Retry-After, MQTT code busy)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def model_post_init(self, __context: object) -> None:

@@ -51,6 +51,10 @@ class CloudConfig(BaseModel):
         "(either way an `outbox_full` event names it and its images become deletable)",
     )
 
+    outbox_keep_done_days: float = Field(
+        default=30, ge=0, description="mirrored, dropped and dead-lettered outbox rows are kept this long"
+    )
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -59,6 +59,12 @@ class MqttConfig(BaseModel):
         description="drop-oldest: oldest undelivered result makes room; drop-newest: the new one is not queued",
     )
     outbox_keep_delivered_days: float = Field(default=7, ge=0)
+    # A result the broker refuses waits (with the results behind it, to keep their order): capped
+    # exponential backoff with jitter from retry_base_s to retry_cap_s.
+    retry_base_s: float = Field(default=5.0, gt=0, le=3600)
+    retry_cap_s: float = Field(default=300.0, gt=0, le=86_400)
+    # A PUBACK that never comes frees its in-flight slot after this long; the result is sent again.
+    inflight_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     state_min_interval_s: float = Field(default=1.0, ge=0, description="state republished at most this often")
 
     commands_enabled: bool = Field(default=True, description="accept cmd/trigger")

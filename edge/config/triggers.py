@@ -25,5 +25,5 @@ class TriggersConfig(BaseModel):
     button: GpioTriggerConfig | None = None
     drawer: GpioTriggerConfig | None = None
     # A GPIO input carries no IMEI: it starts a session for the IMEI the kiosk armed last
-    # (`edge-grader arm`, the API or MQTT), and is refused when none is armed.
+    # (`edge-grader arm`, POST /api/arm or MQTT <prefix>/cmd/arm), and is refused when none is armed.
     armed_imei_ttl_s: float = Field(default=300.0, gt=0)

@@ -6,12 +6,25 @@ import logging
 import os
 import sys
 
+from edge.imei import mask_imeis_in
+
+
+class ImeiMaskingFormatter(logging.Formatter):
+    """The last line of defence: any 15-digit run in a line (message or traceback) is masked.
+
+    Image paths hold the IMEI (``<imei>/<section>/...``) and an OSError's text names its path, so a
+    logged failure of a disk write would otherwise print it.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_imeis_in(super().format(record))
+
 
 def setup_logging(level: str) -> None:
     under_journald = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(ImeiMaskingFormatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,5 +1,6 @@
-"""The Vision Grader cloud mirror: contract client, persistent outbox, sender thread."""
+"""The Vision Grader cloud mirror: contract client, the outbox's cloud channel, its worker."""
 
+from edge.mirror.channel import CloudQueue, cloud_channel
 from edge.mirror.worker import CloudMirror
 
-__all__ = ["CloudMirror"]
+__all__ = ["CloudMirror", "CloudQueue", "cloud_channel"]

@@ -17,25 +17,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from edge.backoff import backoff_delay
 from edge.config.cloud import CloudConfig
 from edge.contract import ImageRef
-from edge.daemon.status import StatusBoard
 from edge.events import EventBus
-from edge.imei import mask_imei
+from edge.imei import mask_imei, mask_imeis_in
+from edge.mirror.channel import CHANNEL, CloudJob, CloudQueue, CloudResultHook, OutboxImage, key_fingerprint
 from edge.mirror.client import CloudClient, CloudContractError, CloudHttpError, CloudTransportError
-from edge.mirror.outbox import CloudOutbox, CloudResultHook, OutboxImage, OutboxSession
 from edge.spool.sessions import SessionStore
+from edge.status import StatusBoard
 from edge.timefmt import utc_iso
-
-if TYPE_CHECKING:
-    from edge.daemon.booth import Booth
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +41,9 @@ STATUS_KEY = "cloud"
 DEPTH_KEY = "cloud_outbox_depth"  # beside the MQTT outbox's, for /metrics and the state topic
 IDLE_WAIT_S = 60.0
 STOP_WAIT_S = 5.0
-RETRY_AFTER_JITTER = 0.1
+AUTH_STATUSES = (401, 403)
 RETRYABLE_4XX = frozenset({408})
 RATE_LIMITED = frozenset({429, 503})
-IMEI_LIKE = re.compile(r"(?<!\d)\d{15}(?!\d)")
 
 Reachability = Literal["unknown", "reachable", "unreachable"]
 
@@ -55,28 +52,19 @@ class _ImageUnusableError(Exception):
     """The spooled photo is gone or damaged: no retry can help."""
 
 
-def backoff_delay(failures: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
-    """Capped exponential backoff with "equal jitter": between half and all of min(cap, base·2^(n-1)).
-
-    The floor of half keeps retries from bunching into a tight loop; the jitter keeps booths that
-    lost the same uplink from retrying in step.
-    """
-    delay = min(cap_s, base_s * 2 ** max(0, failures - 1))
-    return delay * (0.5 + 0.5 * (rng or random).random())
-
-
 def redact(text: str, imei: str) -> str:
     """Errors may quote the IMEI (or a URL holding it); they go to logs, events and the state topic."""
-    return IMEI_LIKE.sub(lambda m: mask_imei(m.group(0)), text.replace(imei, mask_imei(imei)))
+    return mask_imeis_in(text.replace(imei, mask_imei(imei)))
 
 
 
 class CloudMirror:
-    """Start/stop component; construct it before any session can finish (hooks register here)."""
+    """The cloud channel's worker; with mode "off" or no key it stays idle and the state says why."""
 
     def __init__(
         self,
         config: CloudConfig,
+        queue: CloudQueue,
         store: SessionStore,
         events: EventBus,
         status: StatusBoard,
@@ -84,20 +72,18 @@ class CloudMirror:
         client: CloudClient | None = None,
     ) -> None:
         self.config = config
+        self.queue = queue
         self.store = store
+        self.outbox = queue.outbox
         self.events = events
         self.status = status
         self._key = config.api_key.get_secret_value() if config.api_key is not None else None
-        self.active = config.mode != "off" and bool(self._key)
-        self.outbox = CloudOutbox(store, config, events, enabled=self.active)
+        self.active = queue.enabled
         self._on_cloud_result = on_cloud_result
         self._client = client
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self.outbox.on_enqueued(self._wake.set)
+        self.worker = Worker("cloud-mirror", self._step, wake=self.outbox.channels[CHANNEL].wake)
         self._cond = threading.Condition()
         self._wanted: set[str] = set()
-        self._thread: threading.Thread | None = None
         self._rng = random.Random()
         # Sender-wide failure streak and pause (cloud down, rate limited); per-session state is in SQLite.
         self._streak = 0
@@ -108,13 +94,10 @@ class CloudMirror:
         self.requests = 0
         self._publish_status()
 
-    @classmethod
-    def from_booth(cls, booth: Booth, on_cloud_result: CloudResultHook | None = None) -> CloudMirror:
-        """Build for a booth: retention keeps unmirrored sessions, prefer-cloud can wait on it."""
-        mirror = cls(booth.config.cloud, booth.store, booth.events, booth.status, on_cloud_result)
-        booth.retention.add_guard(mirror.outbox.pending_session_ids)
-        booth.mirror = mirror
-        return mirror
+    @staticmethod
+    def wanted(config: CloudConfig) -> bool:
+        """Whether sessions are queued for the cloud at all."""
+        return config.mode != "off" and config.api_key is not None and bool(config.api_key.get_secret_value())
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -123,28 +106,20 @@ class CloudMirror:
             logger.warning("cloud mirror is off (%s): sessions are not sent to the cloud", self._off_reason())
             return
         assert self._key is not None
-        self.status.probe(DEPTH_KEY, self.outbox.depth)
-        requeued = self.outbox.requeue_auth_failures(self._key)
+        requeued = self.outbox.requeue_dead(CHANNEL, AUTH_STATUSES, key_fingerprint(self._key))
         if requeued:
             logger.info("cloud key changed: %d sessions refused for the old key are queued again", requeued)
         if self._client is None:
             self._client = CloudClient(self.config)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="cloud-mirror", daemon=True)
-        self._thread.start()
-        logger.info("cloud mirror started (%s, %d sessions waiting)", self.config.mode, self.outbox.depth())
+        self.worker.start()
+        logger.info("cloud mirror started (%s, %d sessions waiting)", self.config.mode, self.queue.depth())
         self._publish_status()
 
     def stop(self) -> None:
         """Stop sending; a request in flight is abandoned (the outbox retries it on the next start)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(STOP_WAIT_S)
-            if self._thread.is_alive():
-                logger.warning("cloud request still in flight at stop; it is retried on the next start")
-                return
-            self._thread = None
+        if not self.worker.stop(STOP_WAIT_S):
+            logger.warning("cloud request still in flight at stop; it is retried on the next start")
+            return
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -161,7 +136,7 @@ class CloudMirror:
         deadline = time.monotonic() + timeout_s
         with self._cond:
             self._wanted.add(session_id)
-        self._wake.set()
+        self.worker.wake()
         try:
             with self._cond:
                 while True:
@@ -170,7 +145,7 @@ class CloudMirror:
                         return None
                     if record.cloud is not None:
                         return record.cloud
-                    if self.outbox.state_of(session_id) != "pending":
+                    if self.queue.state_of(session_id) != "pending":
                         return None
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -180,68 +155,51 @@ class CloudMirror:
             with self._cond:
                 self._wanted.discard(session_id)
 
-    # -- the thread ---------------------------------------------------------------------------------
+    # -- the worker ---------------------------------------------------------------------------------
 
-    def _sleep(self, seconds: float) -> None:
-        if self._wake.wait(max(0.0, seconds)):
-            self._wake.clear()
-            # Woken by an enqueue: the new depth is shown from this thread, so the status query
-            # stays off the session's capture-to-result path.
-            self._publish_status()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._step()
-            except Exception:
-                # SQLite full or locked: nothing else watches this thread, so it must not die.
-                logger.exception("cloud mirror loop failed; retrying in %.0f s", IDLE_WAIT_S)
-                self._sleep(IDLE_WAIT_S)
-
-    def _step(self) -> None:
-        """One round: wait for what is due, or mirror the oldest due session."""
+    def _step(self) -> float:
+        """One round: mirror the oldest due session, or say how long to wait for the next one."""
+        self._publish_status()
         now = time.time()
         if now < self._resume_at:
-            self._sleep(self._resume_at - now)
-            return
+            return self._resume_at - now
         with self._cond:
-            wanted = set(self._wanted)
-        job = self.outbox.next_due(now, wanted)
+            wanted = frozenset(self._wanted)
+        job = self.queue.next_job(wanted)
         if job is None:
-            due = self.outbox.next_due_time()
-            self._sleep(IDLE_WAIT_S if due is None else min(due - now, IDLE_WAIT_S))
-            return
+            due = self.outbox.next_due_time(CHANNEL)
+            return IDLE_WAIT_S if due is None else max(0.05, min(due - now, IDLE_WAIT_S))
         try:
             self._mirror(job)
         except Exception as exc:
             # A bug or a broken spool must not spin: charge the session like a server error.
             logger.exception("cloud mirror failed on session %s", job.session_id)
             self._failed(job, None, f"internal error: {type(exc).__name__}", charge=True, reach=None)
-        self._publish_status()
+        return 0.0
 
-    def _mirror(self, job: OutboxSession) -> None:
+    def _mirror(self, job: CloudJob) -> None:
         assert self._client is not None and self._key is not None
         try:
             uploads = []
             for image in job.images:
                 if image.upload is None:
-                    if self._stop.is_set():
+                    if self.worker.stopping:
                         return
                     data = self._read(image)
-                    self.outbox.count_upload_send(image.image_id)
+                    self.queue.count_upload_send(image.image_id)
                     self.requests += 1
                     answer = self._client.upload(data, image.filename, image.section, job.imei)
-                    self.outbox.store_upload(image.image_id, answer)
+                    self.queue.store_upload(image.image_id, answer)
                     self._reached()
                     uploads.append(ImageRef(url=answer.url, section=answer.section))
                 else:
                     uploads.append(ImageRef(url=image.upload.url, section=image.upload.section))
-            if self._stop.is_set():
+            if self.worker.stopping:
                 return
-            self.outbox.count_process_send(job.session_id)
+            self.outbox.count_send(job.row_id)
             self.requests += 1
             result = self._client.process(self._key, job.imei, uploads)
-            payload = self.outbox.store_result(job.session_id, result, self._on_cloud_result)
+            payload = self.queue.store_result(self.store, job, result, self._on_cloud_result)
         except CloudTransportError as exc:
             # Not sent at all: the uplink is down, not this session's fault.
             self._failed(job, None, str(exc), charge=exc.sent, reach="unreachable")
@@ -276,17 +234,18 @@ class CloudMirror:
             max_abs_difference=payload["max_abs_difference"],
         )
 
-    def _http_failed(self, job: OutboxSession, exc: CloudHttpError) -> None:
+    def _http_failed(self, job: CloudJob, exc: CloudHttpError) -> None:
         status = exc.status
         if status in RATE_LIMITED and exc.retry_after_s is not None:
-            wait = min(max(exc.retry_after_s, self.config.backoff_base_s), self.config.retry_after_max_s)
-            wait *= 1 + RETRY_AFTER_JITTER * self._rng.random()
             self._count_failure(time.time())
-            self._resume_at = time.time() + wait
             self._last_error = redact(str(exc), job.imei)
             self._reachability = "reachable" if status == 429 else "unreachable"
-            self.outbox.note_failure(job.session_id, status, self._last_error)
-            logger.warning("cloud says %s; next request in %.0f s (Retry-After)", self._last_error, wait)
+            # Not this session's fault: not charged, but nothing goes out before the cloud said.
+            self._resume_at = self.outbox.retry(
+                job.row_id, status, self._last_error, charge=False, retry_after_s=exc.retry_after_s
+            )
+            logger.warning("cloud says %s; next request in %.0f s (Retry-After)",
+                           self._last_error, self._resume_at - time.time())
         elif status >= 500 or status in RETRYABLE_4XX:
             self._failed(job, status, str(exc), charge=True, reach="unreachable")
         elif status == 429:
@@ -296,7 +255,7 @@ class CloudMirror:
             self._dead_letter(job, status, str(exc))
 
     def _failed(
-        self, job: OutboxSession, status: int | None, error: str, charge: bool, reach: Reachability | None
+        self, job: CloudJob, status: int | None, error: str, charge: bool, reach: Reachability | None
     ) -> None:
         now = time.time()
         error = redact(error, job.imei)
@@ -306,12 +265,7 @@ class CloudMirror:
         if reach is not None:
             self._reachability = reach
         self._last_error = error
-        if charge:
-            retry_at = now + backoff_delay(job.attempts + 1, self.config.backoff_base_s,
-                                           self.config.backoff_cap_s, self._rng)
-            self.outbox.charge(job.session_id, status, error, retry_at)
-        else:
-            self.outbox.note_failure(job.session_id, status, error)
+        self.outbox.retry(job.row_id, status, error, charge=charge)
         logger.warning("cloud request for session %s failed (%s); retrying in %.1f s",
                        job.session_id, error, self._resume_at - now)
 
@@ -323,7 +277,7 @@ class CloudMirror:
     def _reached(self) -> None:
         """A usable answer: the cloud is up; after an outage, sessions charged during it go now."""
         if self._streak >= 2:
-            pulled = self.outbox.retry_now_failed_since(self._streak_started)
+            pulled = self.outbox.retry_now_failed_since(CHANNEL, self._streak_started)
             if pulled:
                 logger.info("cloud reachable again; %d sessions retried now", pulled)
         self._streak = 0
@@ -331,9 +285,10 @@ class CloudMirror:
         self._reachability = "reachable"
         self._last_error = None
 
-    def _dead_letter(self, job: OutboxSession, status: int | None, error: str) -> None:
+    def _dead_letter(self, job: CloudJob, status: int | None, error: str) -> None:
         error = redact(error, job.imei)
-        self.outbox.dead_letter(job.session_id, status, error, self._key)
+        refused_key = key_fingerprint(self._key) if status in AUTH_STATUSES and self._key else None
+        self.outbox.dead(job.row_id, status, error, failed_under=refused_key)
         with self._cond:
             self._cond.notify_all()
         logger.error("session %s dead-lettered by the cloud mirror: %s", job.session_id, error)
@@ -357,7 +312,7 @@ class CloudMirror:
         if not self.active:
             self.status.set(STATUS_KEY, {"mode": "off", "reason": self._off_reason()})
             return
-        counts = self.outbox.counts()
+        counts = self.queue.counts()
         self.status.set(STATUS_KEY, {
             "mode": self.config.mode,
             "reachability": self._reachability,

@@ -1,5 +1,6 @@
-"""MQTT publishing: durable outbox, results, state, events, commands, Home Assistant discovery."""
+"""MQTT publishing: the outbox's mqtt channel, results, state, events, commands, Home Assistant discovery."""
 
+from edge.publish.publisher import MqttResults, mqtt_channel
 from edge.publish.service import MqttService
 
-__all__ = ["MqttService"]
+__all__ = ["MqttResults", "MqttService", "mqtt_channel"]

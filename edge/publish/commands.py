@@ -1,18 +1,18 @@
-"""``<prefix>/cmd/trigger`` in, ``<prefix>/cmd/trigger/response`` out.
+"""``<prefix>/cmd/trigger`` and ``<prefix>/cmd/arm`` in, ``.../response`` out.
 
-A request is ``{"imei": "<15 digits>", "request_id": "<anything short>"}``. The answer echoes
-``request_id`` and carries ``sessionId`` on success, or ``{"error": "<text>"}`` for a malformed
-body, a bad IMEI, a busy booth or any other refusal. Requests are handled one at a time on a
-worker thread, never on paho's network thread; a full queue is answered "busy" at once.
+A request is ``{"imei": "<15 digits>", "request_id": "<anything short>"}``. ``cmd/trigger`` starts a
+session and answers its ``sessionId``; ``cmd/arm`` sets the IMEI the next GPIO button or drawer
+trigger grades and answers ``armed: true``. The answer echoes ``request_id``, or carries
+``{"error": "<text>", "code"?}`` for a malformed body, a bad IMEI, a busy booth or any other
+refusal. Requests are handled one at a time on a worker, never on paho's network thread; a full
+queue is answered at once with code ``busy``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import queue
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,53 +21,50 @@ from paho.mqtt.client import MQTTMessage
 from edge.publish.mqtt_link import MqttLink
 from edge.publish.topics import Topics
 from edge.spool.sessions import SessionRecord
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 4096
 MAX_REQUEST_ID = 128
 QUEUE_SIZE = 8
+POLL_S = 1.0
 
-# Booth.trigger(imei, source=..., request_id=...): checks the IMEI by the booth's rule and raises
-# TriggerRefusedError (with a code) when it refuses: invalid IMEI, busy, disk low, stopping.
+# Booth.trigger(imei, source=..., request_id=...) and Booth.arm(imei): check the IMEI by the booth's
+# rule and raise TriggerRefusedError (with a code) when they refuse: invalid IMEI, busy, disk low, stopping.
 TriggerFn = Callable[..., SessionRecord]
+ArmFn = Callable[[str], None]
 
 
 class CommandHandler:
-    def __init__(self, link: MqttLink, topics: Topics, trigger: TriggerFn) -> None:
+    def __init__(self, link: MqttLink, topics: Topics, trigger: TriggerFn, arm: ArmFn) -> None:
         self.link = link
         self.topics = topics
         self.trigger = trigger
-        self._queue: queue.Queue[tuple[Any, str, Any] | None] = queue.Queue(QUEUE_SIZE)
-        self._thread: threading.Thread | None = None
-        link.subscriptions.append(topics.cmd_trigger)
-        link.on_message = self.on_message
+        self.arm = arm
+        self._queue: queue.Queue[tuple[str, Any, str, Any]] = queue.Queue(QUEUE_SIZE)
+        self.worker = Worker("mqtt-commands", self._step)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="mqtt-commands", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._thread is None:
-            return
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        self._thread.join(timeout)
-        self._thread = None
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        return (self.topics.cmd_trigger, self.topics.cmd_arm)
 
     def on_message(self, message: MQTTMessage) -> None:
-        """paho network thread: parse, then queue the trigger or answer at once."""
-        if message.topic != self.topics.cmd_trigger:
+        """paho network thread: parse, then queue the command or answer at once."""
+        if message.topic not in self.subscriptions:
             return
+        topic = message.topic
         correlation = getattr(message.properties, "CorrelationData", None) if message.properties else None
         request_id, imei_or_error = self.parse(message.payload)
         if isinstance(imei_or_error, Exception):
-            self.answer(request_id, correlation, error=str(imei_or_error))
+            self.answer(topic, request_id, correlation, {"error": str(imei_or_error)})
             return
         try:
-            self._queue.put_nowait((request_id, imei_or_error, correlation))
+            self._queue.put_nowait((topic, request_id, imei_or_error, correlation))
+            self.worker.wake()
         except queue.Full:
-            self.answer(request_id, correlation, error="booth busy: too many trigger requests pending")
+            busy = {"error": "booth busy: too many requests pending", "code": "busy"}
+            self.answer(topic, request_id, correlation, busy)
 
     def parse(self, body: bytes) -> tuple[Any, Any]:
         """(request_id, imei as sent) or (request_id, the error to answer); the booth checks the IMEI."""
@@ -88,38 +85,29 @@ class CommandHandler:
             return request_id, ValueError("Invalid request: imei is required")
         return request_id, data["imei"]
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            request_id, imei, correlation = item
-            try:
-                result = self.trigger(imei, source="mqtt", request_id=None if request_id is None else str(request_id))
-            except Exception as exc:
-                logger.info("mqtt: trigger request %r refused: %s", request_id, exc)
-                code = getattr(exc, "code", None)
-                self.answer(request_id, correlation, error=str(exc) or exc.__class__.__name__, code=code)
-                continue
-            logger.info("mqtt: trigger request %r started session %s", request_id, result.id)
-            self.answer(request_id, correlation, session_id=result.id)
-
-    def answer(
-        self,
-        request_id: Any,
-        correlation: bytes | None,
-        session_id: str | None = None,
-        error: str | None = None,
-        code: str | None = None,
-    ) -> None:
-        body: dict[str, Any] = {"request_id": request_id}
-        if error is not None:
-            body["error"] = error
+    def _step(self) -> float:
+        try:
+            topic, request_id, imei, correlation = self._queue.get_nowait()
+        except queue.Empty:
+            return POLL_S
+        try:
+            if topic == self.topics.cmd_arm:
+                self.arm(imei)
+                body: dict[str, Any] = {"success": True, "armed": True}
+            else:
+                session = self.trigger(imei, source="mqtt", request_id=None if request_id is None else str(request_id))
+                body = {"success": True, "sessionId": session.id}
+        except Exception as exc:
+            logger.info("mqtt: %s request %r refused: %s", topic.rsplit("/", 1)[-1], request_id, exc)
+            body = {"error": str(exc) or exc.__class__.__name__}
+            code = getattr(exc, "code", None)
             if code is not None:
                 body["code"] = code
-        else:
-            body["success"] = True
-            body["sessionId"] = session_id
+        self.answer(topic, request_id, correlation, body)
+        return 0.0
+
+    def answer(self, topic: str, request_id: Any, correlation: bytes | None, body: dict[str, Any]) -> None:
+        body = {"request_id": request_id, **body}
         props = None
         if self.link.v5 and correlation is not None:
             from paho.mqtt.packettypes import PacketTypes
@@ -127,6 +115,4 @@ class CommandHandler:
 
             props = Properties(PacketTypes.PUBLISH)
             props.CorrelationData = correlation
-        self.link.client.publish(
-            self.topics.cmd_trigger_response, json.dumps(body), qos=1, retain=False, properties=props
-        )
+        self.link.client.publish(f"{topic}/response", json.dumps(body), qos=1, retain=False, properties=props)

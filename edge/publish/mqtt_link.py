@@ -12,7 +12,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -23,6 +23,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config.mqtt import MqttConfig
 from edge.publish.topics import Topics
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ ONLINE = "online"
 OFFLINE = "offline"
 STOPPED = "stopped"
 
-ConnectHook = Callable[[], None]
+ChangeHook = Callable[[], None]
 AckHook = Callable[[int, bool, str], None]
 MessageHook = Callable[[mqtt.MQTTMessage], None]
 
@@ -39,12 +40,27 @@ def default_client_id(booth_id: str) -> str:
     return f"edge-grader-{booth_id}"
 
 
+# A network loop that returns on its own (an error, not a stop) is restarted after this pause.
+LOOP_RESTART_S = 1.0
+
+
+def _nothing() -> None:
+    return None
+
+
 class MqttLink:
+    """The connection; its owner gives the hooks: ``on_change`` (connected or lost), ``on_ack``, ``on_message``."""
+
     def __init__(
         self,
         config: MqttConfig,
         booth_id: str,
         topics: Topics,
+        *,
+        on_change: ChangeHook = _nothing,
+        on_ack: AckHook | None = None,
+        on_message: MessageHook | None = None,
+        subscriptions: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -57,12 +73,15 @@ class MqttLink:
         self._down_since: float | None = None
         self._last_warning = 0.0
         self.connect_count = 0
-        self.on_connected: list[ConnectHook] = []
-        self.on_disconnected: list[ConnectHook] = []
-        self.on_ack: AckHook | None = None
-        self.on_message: MessageHook | None = None
-        self.subscriptions: list[str] = []
+        # Why the link is not connected, while it is not: the broker's refusal or the connect error.
+        self.last_failure: str | None = None
+        self._on_change = on_change
+        self._on_ack = on_ack
+        self._on_message_hook = on_message
+        self.subscriptions = tuple(subscriptions)
         self.client = self._make_client()
+        # paho's network loop runs on a worker of ours, so the watchdog sees it and stop() ends it.
+        self.worker = Worker("mqtt-network", self._loop, interrupt=self.client.disconnect)
 
     @property
     def v5(self) -> bool:
@@ -131,7 +150,16 @@ class MqttLink:
             clean_start=True if self.v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
             properties=props,
         )
-        self.client.loop_start()
+        self.worker.start()
+
+    def _loop(self) -> float:
+        try:
+            self.client.loop_forever()
+        except OSError as exc:
+            # Only the first attempt raises (with the cause, say a TLS certificate the CA does not
+            # sign); paho retries the later ones itself, in the next round.
+            self._note_down(f"cannot connect: {exc}")
+        return LOOP_RESTART_S
 
     def stop(self, timeout: float = 5.0) -> None:
         """Say ``stopped`` (retained) if connected, disconnect cleanly so the will is not sent."""
@@ -146,8 +174,7 @@ class MqttLink:
             except (RuntimeError, ValueError):
                 logger.warning("mqtt: could not publish 'stopped' before disconnecting")
         self._connected.clear()
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.worker.stop(timeout)
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -176,9 +203,10 @@ class MqttLink:
         if reason_code.is_failure:
             self._connected.clear()
             self._note_down(f"broker refused the connection: {reason_code}")
-            self._run_hooks(self.on_disconnected)
+            self._changed()
             return
         self._connected.set()
+        self.last_failure = None
         self.connect_count += 1
         down = self.down_for()
         self._down_since = None
@@ -190,15 +218,13 @@ class MqttLink:
         client.publish(self.topics.available, ONLINE, qos=1, retain=True)
         for topic in self.subscriptions:
             client.subscribe(topic, qos=1)
-        self._run_hooks(self.on_connected)
+        self._changed()
 
-    @staticmethod
-    def _run_hooks(hooks: list[ConnectHook]) -> None:
-        for hook in hooks:
-            try:
-                hook()
-            except Exception:
-                logger.exception("mqtt: connection hook failed")
+    def _changed(self) -> None:
+        try:
+            self._on_change()
+        except Exception:
+            logger.exception("mqtt: connection hook failed")
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode, properties: Any
@@ -206,18 +232,23 @@ class MqttLink:
         was_connected = self._connected.is_set()
         self._connected.clear()
         if was_connected:
-            self._run_hooks(self.on_disconnected)
+            self._changed()
         if not self._started:
             return
         if was_connected:
             self._down_since = self._clock()
-        self._note_down(f"connection lost: {reason_code}")
+            self._note_down(f"connection lost: {reason_code}")
+        else:
+            # The close after a refused CONNACK: the refusal is the cause.
+            self._note_down(self.last_failure or f"connection lost: {reason_code}")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._note_down("broker unreachable")
+        # paho gives no cause here; a cause already known for this outage is kept.
+        self._note_down(self.last_failure or "broker unreachable")
 
     def _note_down(self, reason: str) -> None:
         """One warning per outage, then a reminder every ``outage_reminder_s``; the rest at DEBUG."""
+        self.last_failure = reason
         now = self._clock()
         if self._down_since is None:
             self._down_since = now
@@ -235,12 +266,12 @@ class MqttLink:
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Any
     ) -> None:
         # Called with paho's out-message lock held: hand over, never block here.
-        if self.on_ack is not None:
-            self.on_ack(mid, not reason_code.is_failure, str(reason_code))
+        if self._on_ack is not None:
+            self._on_ack(mid, not reason_code.is_failure, str(reason_code))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        if self.on_message is not None:
+        if self._on_message_hook is not None:
             try:
-                self.on_message(message)
+                self._on_message_hook(message)
             except Exception:
                 logger.exception("mqtt: message handler failed on %s", message.topic)

@@ -1,8 +1,12 @@
-"""Results, state and events out of the booth: one worker thread drains the outbox in order.
+"""The MQTT channel of the outbox: results and cloud answers out in order, state and events beside them.
 
+Rows are enqueued by the session store (``MqttResults.enqueue_result``, in the transaction that
+stores the result) and by the cloud mirror (``enqueue_cloud``). One worker drains the channel:
+at most ``max_inflight`` rows are in paho's hands at once, a row is acknowledged in the outbox only
+when its PUBACK arrives, a slot whose PUBACK never comes is released after ``inflight_timeout_s``
+(the row is sent again), and a row the broker refuses waits for its retry with the rows behind it.
 paho's ``on_publish`` runs with paho's own lock held, so acknowledgements are handed over through
-a queue and applied by the worker, which also owns the map from paho message ids to outbox rows.
-At most ``max_inflight`` results are in paho's hands at once; the rest wait on disk.
+a queue and applied by the worker, which alone owns the map from paho message ids to rows.
 """
 
 from __future__ import annotations
@@ -13,21 +17,40 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from edge.events import Event, EventBus
+from edge.config.mqtt import MqttConfig
+from edge.events import Event
 from edge.publish.mqtt_link import MqttLink
-from edge.publish.outbox import Outbox, Overflow
 from edge.publish.topics import Topics, session_suffix
+from edge.spool.outbox import Channel, Outbox
 from edge.spool.sessions import SessionRecord
+from edge.status import StatusBoard
 from edge.timefmt import utc_iso
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
+CHANNEL = "mqtt"
 TICK_S = 0.5
-RETRY_FAILED_AFTER_S = 30.0
 SCRUBBED_KEYS = frozenset({"imei"})
+DEPTH_KEY = "mqtt_outbox_depth"
+CONNECTED_KEY = "mqtt_connected"
+
+
+def mqtt_channel(config: MqttConfig, wake: threading.Event) -> Channel:
+    return Channel(
+        CHANNEL,
+        max_rows=config.outbox_max_rows,
+        policy=config.outbox_full_policy,
+        backoff_base_s=config.retry_base_s,
+        backoff_cap_s=config.retry_cap_s,
+        retry_after_max_s=config.retry_cap_s,
+        keep_finished_s=config.outbox_keep_delivered_days * 86400,
+        ordered=True,
+        wake=wake,
+    )
 
 
 def result_payload(record: SessionRecord, booth_id: str) -> dict[str, Any]:
@@ -63,6 +86,23 @@ def scrub(value: Any) -> Any:
     return value
 
 
+class MqttResults:
+    """What goes into the MQTT channel; needs only the outbox, so it exists before anything finishes."""
+
+    def __init__(self, outbox: Outbox, booth_id: str) -> None:
+        self.outbox = outbox
+        self.booth_id = booth_id
+
+    def enqueue_result(self, conn: sqlite3.Connection, record: SessionRecord) -> None:
+        """An ``on_session_finished`` hook: runs inside the transaction that stores the result."""
+        payload = result_payload(record, self.booth_id)
+        self.outbox.enqueue(conn, CHANNEL, record.id, "result", payload, topic=session_suffix(record.id))
+
+    def enqueue_cloud(self, conn: sqlite3.Connection, session_id: str, payload: dict[str, Any]) -> None:
+        """For the cloud mirror: the cloud's answer, in the transaction that stores it."""
+        self.outbox.enqueue(conn, CHANNEL, session_id, "cloud", payload, topic=session_suffix(session_id, cloud=True))
+
+
 class Publisher:
     def __init__(
         self,
@@ -70,60 +110,38 @@ class Publisher:
         outbox: Outbox,
         topics: Topics,
         booth_id: str,
-        events: EventBus | None,
-        state_snapshot: Any,
-        state_min_interval_s: float,
+        config: MqttConfig,
+        status: StatusBoard,
+        on_connect: Callable[[MqttLink], None],
     ) -> None:
         self.link = link
         self.outbox = outbox
         self.topics = topics
         self.booth_id = booth_id
-        self.events = events
-        self._snapshot = state_snapshot
-        self._state_min_interval = state_min_interval_s
+        self.config = config
+        self.status = status
+        self._on_connect = on_connect
         self._acks: queue.SimpleQueue[tuple[int, bool, str]] = queue.SimpleQueue()
-        self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
-        self._inflight_rows: set[int] = set()
-        self._retry_at: dict[int, float] = {}
-        self._overflows: deque[Overflow] = deque(maxlen=100)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._state_dirty = True
-        self._last_state = 0.0
-        self._thread: threading.Thread | None = None
+        self._inflight: dict[int, tuple[int, float]] = {}  # paho mid -> (outbox row id, sent at)
+        self._connects_seen = 0
+        self._last_state: tuple[int, int, bool] | None = None
+        self._last_state_at = 0.0
         self.events_dropped = 0
-        link.on_ack = self._on_ack
-        link.on_connected.append(self._on_connected)
-
-    # -- producers ---------------------------------------------------------------------------
-
-    def enqueue_result(self, conn: sqlite3.Connection, record: SessionRecord) -> None:
-        """SessionStore result hook: runs inside the transaction that stores the result."""
-        overflow = self.outbox.enqueue(
-            conn, record.id, "result", session_suffix(record.id), result_payload(record, self.booth_id)
+        self.worker = Worker(
+            "mqtt-outbox", self._step, wake=outbox.channels[CHANNEL].wake, finish=self._apply_acks
         )
-        self.outbox.db.after_commit(lambda: self._after_enqueue(overflow))
 
-    def publish_cloud_result(self, conn: sqlite3.Connection, session_id: str, payload: dict[str, Any]) -> None:
-        """For the cloud mirror: queue the cloud's answer in the caller's transaction."""
-        overflow = self.outbox.enqueue(conn, session_id, "cloud", session_suffix(session_id, cloud=True), payload)
-        self.outbox.db.after_commit(lambda: self._after_enqueue(overflow))
+    def in_flight(self) -> int:
+        """Rows handed to paho and not yet acknowledged."""
+        return len(self._inflight)
 
-    def _after_enqueue(self, overflow: Overflow | None) -> None:
-        if overflow is not None:
-            self._overflows.append(overflow)
-        self.state_changed()
-
-    def wake(self) -> None:
-        """Something was committed: look at the outbox now rather than at the next tick."""
-        self._wake.set()
-
-    def state_changed(self) -> None:
-        self._state_dirty = True
-        self._wake.set()
+    def on_ack(self, mid: int, ok: bool, reason: str) -> None:
+        """paho's network thread, with paho's lock held: hand over and return."""
+        self._acks.put((mid, ok, reason))
+        self.worker.wake()
 
     def on_event(self, event: Event) -> None:
-        """EventBus subscriber: events go out QoS 1 while connected, and are dropped in an outage.
+        """EventBus sink: events go out QoS 1 while connected, and are dropped in an outage.
 
         Queued in paho during an outage they would fill its bounded queue before the reconnect's
         `online` and state, which then could not be sent; results have the outbox, events do not.
@@ -136,51 +154,18 @@ class Publisher:
         if not self.link.accepted(info):
             self.events_dropped += 1
 
-    # -- worker ------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mqtt-outbox", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _on_connected(self) -> None:
-        self._state_dirty = True
-        self._last_state = 0.0
-        self._wake.set()
-
-    def _on_ack(self, mid: int, ok: bool, reason: str) -> None:
-        self._acks.put((mid, ok, reason))
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._step()
-            except Exception:
-                logger.exception("mqtt: outbox worker step failed")
-                self._stop.wait(1.0)
-            self._wake.wait(TICK_S)
-            self._wake.clear()
-        try:
-            self._apply_acks()
-        except Exception:
-            logger.exception("mqtt: could not record the last acknowledgements")
-
-    def _step(self) -> None:
+    def _step(self) -> float:
         self._apply_acks()
-        self._report_overflows()
-        if self.link.connected:
-            self._pump()
-            now = time.monotonic()
-            if self._state_dirty and now - self._last_state >= self._state_min_interval:
-                self.publish_state()
+        self._expire()
+        link = self.link
+        if not link.connected:
+            return TICK_S
+        if link.connect_count != self._connects_seen:
+            self._connects_seen = link.connect_count
+            self._last_state = None
+            self._on_connect(link)
+        self._pump()
+        return self._maybe_publish_state()
 
     def _apply_acks(self) -> None:
         delivered: list[int] = []
@@ -189,61 +174,54 @@ class Publisher:
                 mid, ok, reason = self._acks.get_nowait()
             except queue.Empty:
                 break
-            row_id = self._inflight.pop(mid, None)
-            if row_id is None:
+            slot = self._inflight.pop(mid, None)
+            if slot is None:
                 continue  # state, events, answers: nothing on disk to mark
-            self._inflight_rows.discard(row_id)
             if ok:
-                delivered.append(row_id)
+                delivered.append(slot[0])
             else:
-                self._retry_at[row_id] = time.monotonic() + RETRY_FAILED_AFTER_S
-                logger.warning("mqtt: broker refused outbox row %d (%s); retrying later", row_id, reason)
+                at = self.outbox.retry(slot[0], None, f"broker refused: {reason}")
+                logger.warning("mqtt: broker refused outbox row %d (%s); retrying in %.0f s with the rows behind it",
+                               slot[0], reason, at - time.time())
         if delivered:
-            self.outbox.mark_delivered(delivered)
-            self.state_changed()
+            self.outbox.ack(delivered)
+
+    def _expire(self) -> None:
+        limit = time.monotonic() - self.config.inflight_timeout_s
+        for mid, (row_id, sent) in list(self._inflight.items()):
+            if sent < limit:
+                del self._inflight[mid]
+                logger.warning("mqtt: no PUBACK for outbox row %d within %.0f s; sending it again",
+                               row_id, self.config.inflight_timeout_s)
 
     def _pump(self) -> None:
-        room = self.link.config.max_inflight - len(self._inflight)
+        room = self.config.max_inflight - len(self._inflight)
         if room <= 0:
             return
-        now = time.monotonic()
-        rows = self.outbox.pending(room + len(self._inflight_rows) + len(self._retry_at))
-        for row in rows:
-            if room <= 0 or not self.link.connected:
+        busy = frozenset(row_id for row_id, _ in self._inflight.values())
+        for row in self.outbox.claim_due(CHANNEL, room, skip=busy):
+            if not self.link.connected:
                 break
-            if row.id in self._inflight_rows or self._retry_at.get(row.id, 0.0) > now:
-                continue
-            self._retry_at.pop(row.id, None)
-            info = self.link.publish(self.topics.of(row.topic), row.payload, qos=1)
+            info = self.link.publish(self.topics.of(row.topic or ""), row.payload or "", qos=1)
             if not self.link.accepted(info):
-                break  # paho's queue is full: try again on the next tick
-            self._inflight[info.mid] = row.id
-            self._inflight_rows.add(row.id)
-            room -= 1
+                break  # paho's queue is full: try again on the next round
+            self._inflight[info.mid] = (row.id, time.monotonic())
 
-    def publish_state(self) -> None:
-        self._state_dirty = False
-        self._last_state = time.monotonic()
-        state = dict(self._snapshot())
+    def _maybe_publish_state(self) -> float:
+        current = (self.status.version, self.outbox.depth(CHANNEL), self.link.connected)
+        if current == self._last_state:
+            return TICK_S
+        wait = self._last_state_at + self.config.state_min_interval_s - time.monotonic()
+        if wait > 0:
+            return min(wait, TICK_S)
+        self._last_state = current
+        self._last_state_at = time.monotonic()
+        state = dict(self.status.snapshot())
         state.setdefault("booth_id", self.booth_id)
+        state[DEPTH_KEY] = current[1]
+        state[CONNECTED_KEY] = current[2]
+        state["mqtt_events_dropped"] = self.events_dropped
         state["time"] = utc_iso()
         payload = json.dumps(scrub(state), separators=(",", ":"), default=str)
         self.link.publish(self.topics.state, payload, qos=1, retain=True)
-
-    def _report_overflows(self) -> None:
-        while self._overflows:
-            overflow = self._overflows.popleft()
-            logger.warning(
-                "mqtt: outbox full (%d undelivered); policy %s dropped %d result(s)",
-                overflow.limit,
-                overflow.policy,
-                len(overflow.dropped_session_ids),
-            )
-            if self.events is not None:
-                self.events.emit(
-                    "outbox_full",
-                    outbox="mqtt",
-                    limit=overflow.limit,
-                    policy=overflow.policy,
-                    dropped_session_ids=list(overflow.dropped_session_ids),
-                )
+        return TICK_S

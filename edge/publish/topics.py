@@ -42,5 +42,5 @@ class Topics:
         return self.of("cmd/trigger")
 
     @property
-    def cmd_trigger_response(self) -> str:
-        return self.of("cmd/trigger/response")
+    def cmd_arm(self) -> str:
+        return self.of("cmd/arm")

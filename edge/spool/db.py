@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 
+# One schema version: a single SQL statement, a list of them, or a function given the open
+# transaction (for a step that depends on what is already there). Never a script cut at ';'.
+Step = str | Sequence[str] | Callable[[sqlite3.Connection], None]
+
 
 class Database:
     def __init__(self, path: Path) -> None:
@@ -106,8 +110,8 @@ class Database:
             pending = self._local.after_commit = []
         return pending
 
-    def migrate(self, component: str, steps: Sequence[str]) -> None:
-        """Apply ``steps[i]`` (SQL scripts) for versions not yet applied to ``component``."""
+    def migrate(self, component: str, steps: Sequence[Step]) -> None:
+        """Apply ``steps[i]`` for versions not yet applied to ``component``, all in one transaction."""
         with self.transaction() as conn:
             row = conn.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?", (component,)
@@ -118,9 +122,14 @@ class Database:
                     f"database {self.path} has {component} schema v{current}, newer than this software "
                     f"(v{len(steps)}): install the newer release or restore a backup"
                 )
-            for version, script in enumerate(steps[current:], start=current + 1):
-                for statement in _statements(script):
-                    conn.execute(statement)
+            for version, step in enumerate(steps[current:], start=current + 1):
+                if callable(step):
+                    step(conn)
+                else:
+                    # executescript() would COMMIT the surrounding transaction; execute() runs one
+                    # statement and refuses a string holding more.
+                    for statement in (step,) if isinstance(step, str) else step:
+                        conn.execute(statement)
                 conn.execute(
                     "INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, julianday('now'))",
                     (component, version),
@@ -134,7 +143,3 @@ class Database:
             self._connections.clear()
         self._local = threading.local()
 
-
-def _statements(script: str) -> list[str]:
-    # executescript() would COMMIT the surrounding transaction; run statements one by one instead.
-    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,11 +1,29 @@
-"""Atomic file writes: a reader or a power cut sees the old file or the new one, never half."""
+"""Image files: atomic writes, and a journal so that no crash leaves a file nothing points at.
+
+A file is noted in the journal (committed) before it is written; the row that records it clears
+the note in its own transaction. A deletion notes the files in the transaction that deletes their
+rows, removes them, then clears the notes. Whatever is still noted at the next start belongs to
+no row: ``FileJournal.recover`` removes it, with any temp file beside it. No tree walk is needed.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
+import sqlite3
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
+
+from edge.spool.db import Database
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = ("CREATE TABLE file_journal (path TEXT PRIMARY KEY, noted_at REAL NOT NULL)",)
+MKDIR_RETRIES = 3
 
 
 def fsync_dir(path: Path) -> None:
@@ -21,8 +39,15 @@ def atomic_write(path: Path, data: bytes) -> str:
 
     Returns the sha256 of what was written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    for attempt in range(MKDIR_RETRIES):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            break
+        except FileNotFoundError:
+            # Retention removed the (then empty) folder between mkdir and here: make it again.
+            if attempt == MKDIR_RETRIES - 1:
+                raise
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -36,12 +61,59 @@ def atomic_write(path: Path, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def remove_stale_temp_files(root: Path) -> int:
-    """Temp files left by a crash mid-write are never referenced: delete them on start."""
-    removed = 0
-    if not root.exists():
-        return 0
-    for tmp in root.rglob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-        removed += 1
-    return removed
+class FileJournal:
+    """Paths under ``root`` on their way in or out (see the module's doc)."""
+
+    def __init__(self, db: Database, root: Path) -> None:
+        self.db = db
+        self.root = root
+        db.migrate("file_journal", MIGRATIONS)
+
+    def note(self, conn: sqlite3.Connection, paths: Sequence[str]) -> None:
+        conn.executemany(
+            "INSERT OR IGNORE INTO file_journal (path, noted_at) VALUES (?, ?)", [(p, time.time()) for p in paths]
+        )
+
+    def clear(self, conn: sqlite3.Connection, paths: Sequence[str]) -> None:
+        conn.executemany("DELETE FROM file_journal WHERE path = ?", [(p,) for p in paths])
+
+    def intend(self, path: str) -> None:
+        """Before writing ``path``: its own commit, so a crash mid-write leaves the note."""
+        with self.db.transaction() as conn:
+            self.note(conn, [path])
+
+    def remove(self, paths: Sequence[str]) -> int:
+        """Remove noted files and their folders left empty, then clear the notes; the bytes freed."""
+        freed = 0
+        for rel in paths:
+            target = self.root / rel
+            with contextlib.suppress(FileNotFoundError):
+                freed += target.stat().st_size
+                target.unlink()
+            self._prune_folders(target.parent)
+        with self.db.transaction() as conn:
+            self.clear(conn, paths)
+        return freed
+
+    def recover(self) -> int:
+        """On start: remove what a crash left noted (a file without a row), with its temp files."""
+        paths = [row[0] for row in self.db.connection().execute("SELECT path FROM file_journal")]
+        for rel in paths:
+            target = self.root / rel
+            if target.parent.is_dir():
+                for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+                    tmp.unlink(missing_ok=True)
+        self.remove(paths)
+        if paths:
+            logger.warning("removed %d image file(s) left without a record by an interrupted write or delete",
+                           len(paths))
+        return len(paths)
+
+    def _prune_folders(self, folder: Path) -> None:
+        """``<imei>/<section>/`` folders go with their last file (never the root)."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # not empty (or already gone): the folders above are not empty either
+            folder = folder.parent

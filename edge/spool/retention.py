@@ -1,45 +1,49 @@
-"""Retention by age and by disk quota, deleting only what every outbox has delivered.
+"""Retention by age and by disk quota, deleting only what the outbox has delivered.
 
-Outboxes register a guard that names the sessions they still need; those keep their images until
-delivered, unless the disk is about to run out (the emergency policy), which is logged and
-published as an event.
+Sessions with a row still waiting in any outbox channel keep their images until delivered, unless
+the disk is about to run out (the emergency policy), which is logged and published as an event.
+Rows go before files, in one transaction per session: a crash in between leaves files no row
+points at (removed by ``Spool.recover_files`` on the next start), never a row without its file.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import sqlite3
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 from edge.config.storage import StorageConfig
 from edge.events import EventBus
+from edge.spool.files import FileJournal
+from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionStore
+from edge.statuses import SETTLED, sql_list
 
 logger = logging.getLogger(__name__)
 
-Guard = Callable[[sqlite3.Connection], set[str]]
 Sweeper = Callable[[float], int]
 MB = 1024 * 1024
 SECONDS_PER_DAY = 86_400
 
 
 class Retention:
-    def __init__(self, store: SessionStore, config: StorageConfig, events: EventBus) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        config: StorageConfig,
+        events: EventBus,
+        outbox: Outbox,
+        journal: FileJournal,
+        sweepers: Sequence[Sweeper] = (),
+    ) -> None:
+        """``sweepers``: ``sweeper(now)`` deletes another part's expired data at every sweep."""
         self.store = store
         self.config = config
         self.events = events
-        self._guards: list[Guard] = []
-        self._sweepers: list[Sweeper] = []
-
-    def add_guard(self, guard: Guard) -> None:
-        self._guards.append(guard)
-
-    def add_sweeper(self, sweeper: Sweeper) -> None:
-        """``sweeper(now)`` deletes a component's own expired data at every sweep."""
-        self._sweepers.append(sweeper)
+        self.outbox = outbox
+        self.journal = journal
+        self._sweepers = (outbox.prune, *sweepers)
 
     def free_mb(self) -> float:
         return shutil.disk_usage(self.store.images_root).free / MB
@@ -56,16 +60,15 @@ class Retention:
         now = time.time() if now is None else now
         conn = self.store.db.connection()
         # Finished sessions first, then what the outboxes still hold: a session finishing in
-        # between is then missing from the first list, never in it without its guard.
+        # between is then missing from the first list, never in it without its guard. A session
+        # waiting for a technician's review is kept whatever its age.
         finished = [
             (row["id"], row["created_at"])
             for row in conn.execute(
-                "SELECT id, created_at FROM sessions WHERE status IN ('graded', 'retake', 'failed') ORDER BY created_at"
+                f"SELECT id, created_at FROM sessions WHERE status IN ({sql_list(SETTLED)}) ORDER BY created_at"  # noqa: S608
             )
         ]
-        pending: set[str] = set()
-        for guard in self._guards:
-            pending |= guard(conn)
+        pending = self.outbox.pending_session_ids(conn)
         deletable = [(sid, created) for sid, created in finished if sid not in pending]
         cutoff = now - self.config.retention_days * SECONDS_PER_DAY
         doomed = [sid for sid, created in deletable if created < cutoff]
@@ -105,17 +108,15 @@ class Retention:
         return int(row[0]) / MB
 
     def _delete_files(self, session_id: str) -> float:
-        freed = 0
-        for image in self.store.images(session_id):
-            path: Path = self.store.images_root / image.path
-            if path.exists():
-                freed += path.stat().st_size
-                path.unlink()
-        with self.store.db.transaction() as conn:
-            conn.execute("DELETE FROM images WHERE session_id = ?", (session_id,))
-        return freed / MB
+        return self._delete(session_id, "DELETE FROM images WHERE session_id = ?")
 
     def _delete_session(self, session_id: str) -> None:
-        self._delete_files(session_id)
+        self._delete(session_id, "DELETE FROM sessions WHERE id = ?")
+
+    def _delete(self, session_id: str, statement: str) -> float:
+        """Rows (and the journal's note of their files) in one commit, then the files."""
         with self.store.db.transaction() as conn:
-            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            paths = [row[0] for row in conn.execute("SELECT path FROM images WHERE session_id = ?", (session_id,))]
+            self.journal.note(conn, paths)
+            conn.execute(statement, (session_id,))
+        return self.journal.remove(paths) / MB

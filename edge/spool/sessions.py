@@ -8,25 +8,25 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from edge.spool.db import Database
-from edge.spool.files import atomic_write
+from edge.spool.files import FileJournal, atomic_write
+from edge.statuses import FINAL, Status, sql_list
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["capturing", "captured", "grading", "graded", "retake", "failed"]
-TERMINAL: frozenset[str] = frozenset({"graded", "retake", "failed"})
 ImageKind = Literal["original", "overlay"]
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 MIGRATIONS = (
-    """
-    CREATE TABLE sessions (
+    (
+        """
+        CREATE TABLE sessions (
         id TEXT PRIMARY KEY,
         imei TEXT NOT NULL,
         source TEXT NOT NULL,
@@ -38,10 +38,12 @@ MIGRATIONS = (
         cloud_json TEXT,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL
-    );
-    CREATE INDEX sessions_created ON sessions (created_at);
-    CREATE INDEX sessions_status ON sessions (status);
-    CREATE TABLE images (
+        )
+        """,
+        "CREATE INDEX sessions_created ON sessions (created_at)",
+        "CREATE INDEX sessions_status ON sessions (status)",
+        """
+        CREATE TABLE images (
         id INTEGER PRIMARY KEY,
         session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
         section TEXT NOT NULL,
@@ -51,9 +53,17 @@ MIGRATIONS = (
         sha256 TEXT NOT NULL,
         size INTEGER NOT NULL,
         created_at REAL NOT NULL
-    );
-    CREATE INDEX images_session ON images (session_id, kind, section, shot)
-    """,
+        )
+        """,
+        "CREATE INDEX images_session ON images (session_id, kind, section, shot)",
+    ),
+    # v2: a review session's provisional grade, and the technician's decision on it.
+    (
+        "ALTER TABLE sessions ADD COLUMN provisional_grade TEXT",
+        "ALTER TABLE sessions ADD COLUMN reviewed_by TEXT",
+        "ALTER TABLE sessions ADD COLUMN review_note TEXT",
+        "ALTER TABLE sessions ADD COLUMN reviewed_at REAL",
+    ),
 )
 
 
@@ -83,14 +93,19 @@ class SessionRecord:
     cloud: dict[str, Any] | None
     created_at: float
     updated_at: float
+    provisional_grade: str | None = None
+    reviewed_by: str | None = None
+    review_note: str | None = None
+    reviewed_at: float | None = None
 
     @property
     def finished(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in FINAL
 
 
-ResultHook = Callable[[sqlite3.Connection, SessionRecord], None]
-Listener = Callable[[SessionRecord], None]
+# Runs inside the transaction that stores a finished session: outbox enqueues, counters (which
+# announce through Database.after_commit). The daemon declares the one list of them.
+FinishedHook = Callable[[sqlite3.Connection, SessionRecord], None]
 
 
 def image_path(imei: str, section: str, filename: str, now_ms: int) -> str:
@@ -100,22 +115,26 @@ def image_path(imei: str, section: str, filename: str, now_ms: int) -> str:
     return f"{imei}/{section}/{now_ms}_{filename}"
 
 
+class AlreadyReviewedError(Exception):
+    """The session is not (or no longer) waiting for a technician's review."""
+
+
 class SessionStore:
-    def __init__(self, db: Database, images_root: Path) -> None:
+    def __init__(
+        self,
+        db: Database,
+        images_root: Path,
+        on_finished: Sequence[FinishedHook] = (),
+        on_reviewed: Sequence[FinishedHook] = (),
+    ) -> None:
+        """``on_reviewed`` hooks run in the transaction that stores a technician's decision."""
         self.db = db
         self.images_root = images_root
         images_root.mkdir(parents=True, exist_ok=True)
         db.migrate("spool", MIGRATIONS)
-        self._hooks: list[ResultHook] = []
-        self._listeners: list[Listener] = []
-
-    def add_result_hook(self, hook: ResultHook) -> None:
-        """``hook`` runs inside the transaction that stores a finished session (outbox enqueue)."""
-        self._hooks.append(hook)
-
-    def add_listener(self, listener: Listener) -> None:
-        """``listener`` runs after a finished session is committed (wake-ups, metrics)."""
-        self._listeners.append(listener)
+        self.journal = FileJournal(db, images_root)
+        self._on_finished = tuple(on_finished)
+        self._on_reviewed = tuple(on_reviewed)
 
     def create(
         self, imei: str, source: str, request_id: str | None = None, status: Status = "capturing"
@@ -148,19 +167,22 @@ class SessionStore:
         kind: ImageKind = "original",
         filename: str | None = None,
     ) -> ImageRecord:
-        """Write the file atomically, then its row: a row never points at a missing file."""
+        """Note the file, write it atomically, then its row: a row never points at a missing file,
+        and a crash before the row leaves a note that removes the file on the next start."""
         suffix = "-overlay" if kind == "overlay" else ""
         name = filename or f"{section}-{shot + 1}{suffix}.jpg"
         rel = image_path(session.imei, section, name, int(time.time() * 1000))
+        self.journal.intend(rel)
         digest = atomic_write(self.images_root / rel, data)
         return self.register_image(session.id, section, shot, kind, rel, digest, len(data))
 
     def register_image(
         self, session_id: str, section: str, shot: int, kind: str, rel: str, sha256: str, size: int
     ) -> ImageRecord:
-        """Record a file that is already durably on disk under ``images_root``."""
+        """Record a file already durably on disk under ``images_root`` (noted with ``journal.intend``)."""
         now = time.time()
         with self.db.transaction() as conn:
+            self.journal.clear(conn, [rel])
             cursor = conn.execute(
                 "INSERT INTO images (session_id, section, shot, kind, path, sha256, size, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -192,26 +214,59 @@ class SessionStore:
         result: dict[str, Any] | None,
         grade: str | None = None,
         reason: str | None = None,
+        provisional_grade: str | None = None,
     ) -> SessionRecord:
         """Store the outcome and enqueue it in every outbox, all in one transaction."""
-        if status not in TERMINAL:
+        if status not in FINAL:
             raise ValueError(f"{status} is not a final status")
         with self.db.transaction() as conn:
             conn.execute(
-                "UPDATE sessions SET status = ?, reason = ?, grade = ?, result_json = ?, updated_at = ? WHERE id = ?",
-                (status, reason, grade, json.dumps(result) if result is not None else None, time.time(), session_id),
+                "UPDATE sessions SET status = ?, reason = ?, grade = ?, provisional_grade = ?, result_json = ?,"
+                " updated_at = ? WHERE id = ?",
+                (
+                    status,
+                    reason,
+                    grade,
+                    provisional_grade,
+                    json.dumps(result) if result is not None else None,
+                    time.time(),
+                    session_id,
+                ),
             )
             record = self._get(conn, session_id)
             if record is None:
                 raise KeyError(session_id)
-            for hook in self._hooks:
+            for hook in self._on_finished:
                 hook(conn, record)
-        for listener in self._listeners:
-            try:
-                listener(record)
-            except Exception:
-                logger.exception("session listener failed")
         return record
+
+    def review(self, session_id: str, grade: str, reviewed_by: str, note: str) -> SessionRecord:
+        """A technician's grade for a session in review: it becomes graded, its answer says who
+        decided and why, and the ``on_reviewed`` hooks run in the same transaction."""
+        now = time.time()
+        with self.db.transaction() as conn:
+            record = self._get(conn, session_id)
+            if record is None:
+                raise KeyError(session_id)
+            if record.status != "review" or record.result is None:
+                raise AlreadyReviewedError(f"session is {record.status}, not waiting for a review")
+            result = {
+                **record.result,
+                "status": "graded",
+                "grade": grade,
+                "reviewed_by": reviewed_by,
+                "review_note": note,
+            }
+            conn.execute(
+                "UPDATE sessions SET status = 'graded', grade = ?, result_json = ?, reviewed_by = ?, review_note = ?,"
+                " reviewed_at = ?, updated_at = ? WHERE id = ?",
+                (grade, json.dumps(result), reviewed_by, note, now, now, session_id),
+            )
+            reviewed = self._get(conn, session_id)
+            assert reviewed is not None
+            for hook in self._on_reviewed:
+                hook(conn, reviewed)
+        return reviewed
 
     def set_cloud(self, session_id: str, cloud: dict[str, Any], conn: sqlite3.Connection | None = None) -> None:
         (conn or self.db.connection()).execute(
@@ -233,9 +288,16 @@ class SessionStore:
             )
         return [_record(row) for row in rows.fetchall()]
 
+    def with_status(self, status: Status, limit: int = 50) -> list[SessionRecord]:
+        """Oldest first: the order a queue of people waiting is worked through."""
+        rows = self.db.connection().execute(
+            "SELECT * FROM sessions WHERE status = ? ORDER BY created_at LIMIT ?", (status, limit)
+        )
+        return [_record(row) for row in rows.fetchall()]
+
     def unfinished(self) -> list[SessionRecord]:
         rows = self.db.connection().execute(
-            "SELECT * FROM sessions WHERE status NOT IN ('graded', 'retake', 'failed') ORDER BY created_at"
+            f"SELECT * FROM sessions WHERE status NOT IN ({sql_list(FINAL)}) ORDER BY created_at"  # noqa: S608
         )
         return [_record(row) for row in rows.fetchall()]
 

@@ -10,15 +10,14 @@ import json
 import logging
 import socket
 import socketserver
-import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from edge.daemon.errors import TriggerRefusedError
-
-if TYPE_CHECKING:
-    from edge.daemon.booth import Booth
+from edge.errors import TriggerRefusedError
+from edge.spool.sessions import SessionRecord, SessionStore
+from edge.status import StatusBoard
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +46,23 @@ class _Server(socketserver.ThreadingUnixStreamServer):
     control: ControlSocket
 
 
+class BoothControl(Protocol):
+    """What the control socket needs of the booth."""
+
+    store: SessionStore
+    status: StatusBoard
+
+    def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord: ...
+
+    def arm(self, imei: str) -> None: ...
+
+
 class ControlSocket:
-    def __init__(self, booth: Booth, path: Path) -> None:
+    def __init__(self, booth: BoothControl, path: Path) -> None:
         self.booth = booth
         self.path = path
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self.worker = Worker("control-socket", self._serve, interrupt=self._shutdown)
 
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,12 +71,20 @@ class ControlSocket:
         server.control = self
         self.path.chmod(0o660)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="control-socket", daemon=True)
-        self._thread.start()
+        self.worker.start()
 
-    def stop(self) -> None:
+    def _serve(self) -> float:
+        assert self._server is not None
+        self._server.serve_forever()
+        return 0.0
+
+    def _shutdown(self) -> None:
         if self._server is not None:
             self._server.shutdown()
+
+    def stop(self) -> None:
+        self.worker.stop()
+        if self._server is not None:
             self._server.server_close()
             self._server = None
         self.path.unlink(missing_ok=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from gpiozero import Button
 
 from edge.config.triggers import GpioTriggerConfig, TriggersConfig
-from edge.daemon.errors import TriggerRefusedError
+from edge.errors import TriggerRefusedError
 
 logger = logging.getLogger(__name__)
 

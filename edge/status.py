@@ -16,11 +16,13 @@ ChangeListener = Callable[[], None]
 class StatusBoard:
     """Values set by their owners, plus probes read on every snapshot (disk free, outbox depth)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: ChangeListener | None = None) -> None:
+        """``on_change`` hears that a value changed (the MQTT publisher's wake-up), never which."""
         self._values: dict[str, Any] = {}
         self._probes: dict[str, Probe] = {}
-        self._listeners: list[ChangeListener] = []
+        self._on_change = on_change
         self._lock = threading.Lock()
+        self.version = 0
 
     def set(self, key: str, value: Any) -> None:
         """Set a value; listeners hear of it only if it changed."""
@@ -28,15 +30,12 @@ class StatusBoard:
             if self._values.get(key, object()) == value:
                 return
             self._values[key] = value
+            self.version += 1
         self._notify()
 
     def probe(self, key: str, probe: Probe) -> None:
         with self._lock:
             self._probes[key] = probe
-
-    def on_change(self, listener: ChangeListener) -> None:
-        with self._lock:
-            self._listeners.append(listener)
 
     def snapshot(self, only: Callable[[str], bool] | None = None) -> dict[str, Any]:
         """Every value and probe, or only the keys ``only`` accepts (their probes alone are run)."""
@@ -53,12 +52,11 @@ class StatusBoard:
         return values
 
     def _notify(self) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        # Listeners only hear that something changed: running every probe (database queries,
+        # The listener only hears that something changed: running every probe (database queries,
         # disk) on each set() would put that work on the capture-to-result path.
-        for listener in listeners:
-            try:
-                listener()
-            except Exception:
-                logger.exception("status listener failed")
+        if self._on_change is None:
+            return
+        try:
+            self._on_change()
+        except Exception:
+            logger.exception("status listener failed")

@@ -1,4 +1,7 @@
-"""Why the booth refuses a trigger; every trigger path (GPIO, CLI, HTTP, MQTT) answers with these."""
+"""Errors shared by the daemon's parts; below everything that raises or answers them.
+
+Why the booth refuses a trigger: every trigger path (GPIO, CLI, HTTP, MQTT) answers with these.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,13 @@ RefusalCode = Literal["invalid_imei", "busy", "disk_low", "stopping", "no_imei"]
 
 
 class TriggerRefusedError(Exception):
-    def __init__(self, code: RefusalCode, message: str) -> None:
+    """``retry_after_s``: the refusal is temporary (the session queue is full); try again then."""
+
+    def __init__(self, code: RefusalCode, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after_s = retry_after_s
 
 
 class SessionFailedError(Exception):

@@ -1,0 +1,150 @@
+"""Grading one stored session: read its photos, grade, write overlays, store the result.
+
+Runs only on the booth's session worker, so at most one session is graded at a time and only
+that worker holds its photos in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from edge.config.root import AppConfig
+from edge.contract import BoothProcessResponse, ProcessedImage
+from edge.events import EventBus
+from edge.grade.decode import ImageError
+from edge.grade.pipeline import Grader, SessionGrade
+from edge.grade.reference import load_reference
+from edge.spool.files import fsync_dir
+from edge.spool.sessions import ImageRecord, SessionRecord, SessionStore, image_path
+from edge.timefmt import utc_iso
+
+logger = logging.getLogger(__name__)
+
+UrlOf = Callable[[str], str]
+
+
+class SessionGrading:
+    def __init__(self, config: AppConfig, store: SessionStore, events: EventBus, grader: Grader, url_of: UrlOf) -> None:
+        self.config = config
+        self.store = store
+        self.events = events
+        self.grader = grader
+        self.url_of = url_of
+        self._empty: dict[str, np.ndarray] = {}
+
+    def load_references(self) -> None:
+        """Each section's empty-booth photo, by its camera (at start, and after a calibration)."""
+        state = self.config.booth.state_dir
+        by_camera = {name: load_reference(state, name) for name in self.config.cameras}
+        self._empty = {
+            section: image
+            for section, rig in self.config.rig.sections.items()
+            if (image := by_camera.get(rig.camera)) is not None
+        }
+        if self._empty:
+            logger.info("empty-booth references for %s", ", ".join(sorted(self._empty)))
+
+    def grade_and_finish(self, session: SessionRecord, capture_ms: float = 0.0) -> SessionRecord:
+        self.store.set_status(session.id, "grading")
+        originals = self.store.images(session.id, "original")
+        try:
+            shots = [(image.section, self._read_verified(image)) for image in originals]
+            if not shots:
+                raise ImageError("session", 0, "no images were captured")
+            grade = self.grader.grade(shots, self._mm_per_px(), empty=self._empty)
+            del shots
+            overlays = [
+                self.store.add_image(session, section, index, data, kind="overlay")
+                for section, index, data in grade.overlays
+            ]
+        except (ImageError, OSError) as exc:
+            # An OSError's text names the file, whose path holds the IMEI: keep only the cause.
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reason = f"images cannot be graded: {detail}"
+            logger.error("session %s %s", session.id, reason)
+            record = self.store.finish(session.id, "failed", None, reason=reason)
+            self.events.emit("capture_failed", session_id=session.id, reason=detail)
+            return record
+        result = self._result(session, originals, overlays, grade, capture_ms)
+        record = self.store.finish(
+            session.id, grade.status, result, grade=grade.grade, reason=grade.reason,
+            provisional_grade=grade.provisional_grade,
+        )  # fmt: skip
+        if grade.status == "retake":
+            self.events.emit("retake", session_id=session.id, reason=grade.reason)
+        elif grade.status == "review":
+            self.events.emit(
+                "review", session_id=session.id, provisional_grade=grade.provisional_grade, reason=grade.reason
+            )
+        else:
+            self.events.emit("graded", session_id=session.id, grade=grade.grade, total_ms=grade.timings_ms.get("total"))
+        logger.info("session %s %s grade=%s", session.id, grade.status, grade.grade or grade.provisional_grade)
+        return record
+
+    def link_upload(self, session: SessionRecord, section: str, shot: int, rel: str, sha256: str, now_ms: int) -> None:
+        """Hard-link an upload into the session: one upload can serve several sessions, and
+        retention of uploads never pulls a photo from under a session."""
+        source = self.store.images_root / rel
+        # Keep the upload's own suffix: a PNG stays a PNG when served or mirrored.
+        suffix = PurePosixPath(rel).suffix or ".jpg"
+        target_rel = image_path(session.imei, section, f"{section}-{shot + 1}{suffix}", now_ms)
+        target = self.store.images_root / target_rel
+        self.store.journal.intend(target_rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+        fsync_dir(target.parent)
+        # The upload's checksum was taken when it was written; grading verifies it on read.
+        self.store.register_image(session.id, section, shot, "original", target_rel, sha256, target.stat().st_size)
+
+    def _read_verified(self, image: ImageRecord) -> bytes:
+        data = self.store.read_image(image)
+        if hashlib.sha256(data).hexdigest() != image.sha256:
+            raise ImageError(image.section, image.shot, "stored image is damaged (checksum mismatch)")
+        return data
+
+    def _mm_per_px(self) -> dict[str, float]:
+        scales = {}
+        for section, rig in self.config.rig.sections.items():
+            scale = self.config.cameras[rig.camera].mm_per_px
+            if scale is not None:
+                scales[section] = scale
+        return scales
+
+    def _result(
+        self,
+        session: SessionRecord,
+        originals: list[ImageRecord],
+        overlays: list[ImageRecord],
+        grade: SessionGrade,
+        capture_ms: float,
+    ) -> dict[str, Any]:
+        def described(image: ImageRecord) -> ProcessedImage:
+            return ProcessedImage(url=self.url_of(image.path), section=image.section, path=image.path, size=image.size)
+
+        timings = dict(grade.timings_ms)
+        if capture_ms:
+            timings["capture"] = round(capture_ms, 1)
+        response = BoothProcessResponse(
+            sessionId=session.id,
+            imei=session.imei,
+            analysis=grade.analysis,
+            images=[described(image) for image in originals],
+            status=grade.status,
+            grade=grade.grade,
+            reason=grade.reason,
+            provisional_grade=grade.provisional_grade,
+            model=self.grader.info,
+            timings_ms=timings,
+            booth_id=self.config.booth.id,
+            time=utc_iso(),
+            overlays=[described(image) for image in overlays],
+        )
+        return response.model_dump(mode="json")
+

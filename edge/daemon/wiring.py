@@ -1,0 +1,208 @@
+"""The daemon's parts, built in one place, each given what it needs.
+
+Nothing registers itself with another part: the one list of what happens when a session
+finishes (``on_session_finished``), the event sinks, the status probes and the retention sweepers
+are all declared here. ``Daemon.start`` starts the parts in order and ``stop`` stops them in the
+reverse order, before the database closes; ``Daemon.workers`` lists every long-lived thread for
+the watchdog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from edge.api.metrics import ApiMetrics
+from edge.api.uploads import UploadStore
+from edge.capture.rig import CaptureRig
+from edge.config.root import AppConfig
+from edge.daemon.booth import Booth
+from edge.daemon.technician import LastError, TechnicianDesk
+from edge.events import EventBus
+from edge.grade.pipeline import Grader
+from edge.mirror import CloudMirror, CloudQueue, cloud_channel
+from edge.mirror.client import CloudClient
+from edge.publish import MqttResults, MqttService, mqtt_channel
+from edge.spool.db import Database
+from edge.spool.outbox import Outbox
+from edge.spool.retention import Retention
+from edge.spool.sessions import FinishedHook, SessionStore
+from edge.status import StatusBoard
+from edge.trigger.control import ControlSocket
+from edge.trigger.gpio import GpioTriggers
+from edge.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+WORKERS_KEY = "workers"
+
+
+class Part(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def control_socket_path(config: AppConfig) -> Path:
+    return config.triggers.control_socket or config.booth.state_dir / "control.sock"
+
+
+@dataclass
+class Daemon:
+    config: AppConfig
+    db: Database
+    status: StatusBoard
+    events: EventBus
+    outbox: Outbox
+    store: SessionStore
+    retention: Retention
+    uploads: UploadStore
+    metrics: ApiMetrics
+    booth: Booth
+    mirror: CloudMirror
+    mqtt: MqttService | None
+    desk: TechnicianDesk
+    parts: list[Part]
+    started: list[Part] = field(default_factory=list)
+
+    def workers(self) -> list[Worker]:
+        """Every long-lived thread of the daemon, in start order."""
+        workers = [self.booth.worker]
+        for part in self.started:
+            workers.extend(_workers_of(part))
+        return workers
+
+    def down(self) -> list[str]:
+        """The workers that are not alive (the session worker also when a session is stuck), by name."""
+        return [w.name for w in self.workers() if not (self.booth.alive() if w is self.booth.worker else w.alive())]
+
+    def start(self) -> None:
+        logging.getLogger().addHandler(self.desk.last_error)
+        self.booth.start()
+        self.started.append(_BoothPart(self.booth))
+        for part in self.parts:
+            part.start()
+            self.started.append(part)
+
+    def stop(self) -> None:
+        while self.started:
+            part = self.started.pop()
+            try:
+                part.stop()
+            except Exception:
+                logger.exception("%s did not stop cleanly", type(part).__name__)
+        logging.getLogger().removeHandler(self.desk.last_error)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@dataclass
+class _BoothPart:
+    booth: Booth
+
+    def start(self) -> None:
+        logging.getLogger().addHandler(self.desk.last_error)
+        self.booth.start()
+
+    def stop(self) -> None:
+        self.booth.stop()
+
+
+def _workers_of(part: object) -> list[Worker]:
+    from edge.api.server import ApiServer
+
+    if isinstance(part, MqttService):
+        return part.workers
+    if isinstance(part, CloudMirror):
+        return [part.worker] if part.active else []
+    if isinstance(part, ControlSocket):
+        return [part.worker]
+    if isinstance(part, ApiServer):
+        return [part.worker] if part.worker is not None else []
+    return []
+
+
+def _worker_states(daemon: Daemon) -> dict[str, str]:
+    down = set(daemon.down())
+    return {w.name: "down" if w.name in down else "alive" for w in daemon.workers()}
+
+
+def build(
+    config: AppConfig,
+    grader: Grader | None = None,
+    rig: CaptureRig | None = None,
+    cloud_client: CloudClient | None = None,
+) -> Daemon:
+    state = config.booth.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    db = Database(state / "spool.db")
+    mqtt_wake = threading.Event()
+    status = StatusBoard(on_change=mqtt_wake.set)
+    events = EventBus(config.booth.id)
+    outbox = Outbox(db, events, [mqtt_channel(config.mqtt, mqtt_wake), cloud_channel(config.cloud, threading.Event())])
+    mqtt_results = MqttResults(outbox, config.booth.id)
+    metrics = ApiMetrics(db)
+    cloud_queue = CloudQueue(db, outbox, enabled=CloudMirror.wanted(config.cloud))
+    # The one list of what happens, in the transaction that stores it, when a session finishes,
+    # and when a technician decides a review (the cloud's contract has no way to take that).
+    on_session_finished = [metrics.session_finished, cloud_queue.enqueue]
+    on_reviewed: list[FinishedHook] = []
+    if config.mqtt.enabled:
+        on_session_finished.append(mqtt_results.enqueue_result)
+        on_reviewed.append(mqtt_results.enqueue_result)
+    store = SessionStore(db, state / "images", on_finished=on_session_finished, on_reviewed=on_reviewed)
+    store.journal.recover()
+    uploads = UploadStore(db, store.images_root, store.journal)
+    upload_ttl_s = config.storage.upload_ttl_h * 3600
+    retention = Retention(
+        store, config.storage, events, outbox, store.journal, sweepers=[lambda now: uploads.expire(now - upload_ttl_s)]
+    )
+    mirror = CloudMirror(
+        config.cloud,
+        cloud_queue,
+        store,
+        events,
+        status,
+        on_cloud_result=mqtt_results.enqueue_cloud if config.mqtt.enabled else None,
+        client=cloud_client,
+    )
+    booth = Booth(
+        config,
+        store,
+        events,
+        status,
+        retention,
+        grader or Grader(config.model, config.grading),
+        rig or CaptureRig(config),
+        wait_for_cloud=mirror.wait_for_cloud,
+    )
+    desk = TechnicianDesk(config, store, outbox, events, status, booth.rig, booth.grading, LastError())
+    parts: list[Part] = [ControlSocket(booth, control_socket_path(config))]
+    if config.triggers.button or config.triggers.drawer:
+        parts.append(GpioTriggers(config.triggers, booth.trigger_armed))
+    mqtt = None
+    if config.mqtt.enabled:
+        mqtt = MqttService(config.mqtt, config.booth.id, outbox, status, trigger=booth.trigger, arm=booth.arm)
+        events.subscribe(mqtt.on_event)
+        parts.append(mqtt)
+    parts.append(mirror)
+    if config.api.enabled:
+        from edge.api.server import ApiServer
+
+        parts.append(ApiServer(booth, uploads, metrics, desk))
+    daemon = Daemon(
+        config, db, status, events, outbox, store, retention, uploads, metrics, booth, mirror, mqtt, desk, parts
+    )
+    status.probe("disk_free_mb", lambda: round(retention.free_mb(), 1))
+    status.probe("cameras", lambda: dict(booth.rig.camera_state))
+    status.probe("sessions", store.count_by_status)
+    status.probe("mqtt_outbox_depth", lambda: outbox.depth("mqtt"))
+    status.probe("cloud_outbox_depth", lambda: outbox.depth("cloud"))
+    status.probe("mqtt_connected", lambda: mqtt is not None and mqtt.connected)
+    status.probe(WORKERS_KEY, lambda: _worker_states(daemon))
+
+    return daemon

@@ -1,0 +1,51 @@
+"""The production install is the daemon: development tools stay out, and nothing it ships needs them."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import tomllib
+
+from setuptools import find_namespace_packages
+
+from tests.booth_support import REPO
+
+DEV_TOOLS = ("edge.cloudsim", "edge.synth", "edge.train")
+
+
+def shipped_packages() -> list[str]:
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    return find_namespace_packages(str(REPO), include=find["include"], exclude=find["exclude"])
+
+
+def test_the_wheel_leaves_the_cloud_simulator_renderer_and_training_out() -> None:
+    packages = shipped_packages()
+    assert {"edge", "edge.daemon", "edge.spool", "edge.publish", "edge.mirror", "edge.api"} <= set(packages)
+    assert [p for p in packages if p.startswith(DEV_TOOLS)] == []
+
+
+def test_nothing_the_wheel_ships_imports_a_development_tool_unguarded() -> None:
+    for package in shipped_packages():
+        for path in (REPO / package.replace(".", "/")).glob("*.py"):
+            if path == REPO / "edge" / "cli.py":
+                continue  # its dev-tool commands say how to get them when they are missing
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+                assert not [n for n in names if n.startswith(DEV_TOOLS)], f"{path} imports {names}"
+
+
+def test_a_development_install_still_has_the_simulator_and_the_training_command() -> None:
+    sim = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "cloud-sim", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert sim.returncode == 0 and "--key" in sim.stdout
+    train = subprocess.run(
+        [sys.executable, "-c", "from edge.cli import train_main; import sys; sys.argv = ['t', '--help']; train_main()"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert "edge-grader-train" in train.stdout
