@@ -117,12 +117,13 @@ class CloudMirror:
 
     def stop(self) -> None:
         """Stop sending; a request in flight is abandoned (the outbox retries it on the next start)."""
-        if not self.worker.stop(STOP_WAIT_S):
-            logger.warning("cloud request still in flight at stop; it is retried on the next start")
-            return
+        stopped = self.worker.stop(STOP_WAIT_S)
         if self._client is not None:
+            # Closing the client cuts a request still in flight, so the worker ends before SQLite closes.
             self._client.close()
             self._client = None
+        if not stopped and not self.worker.stop(STOP_WAIT_S):
+            logger.warning("cloud mirror did not stop; its request in flight is retried on the next start")
 
     # -- for the local API (prefer-cloud) -----------------------------------------------------------
 
