@@ -101,6 +101,11 @@ class CloudMirror:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
+    @property
+    def workers(self) -> list[Worker]:
+        """Its one worker, while the mirror is on."""
+        return [self.worker] if self.active else []
+
     def start(self) -> None:
         if not self.active:
             logger.warning("cloud mirror is off (%s): sessions are not sent to the cloud", self._off_reason())
