@@ -1,4 +1,4 @@
-"""The mirror's sender thread: drains the cloud outbox, one request at a time, patiently.
+"""The mirror's worker: drains the outbox's cloud channel, one request at a time, patiently.
 
 Failure policy (the outbox keeps everything, so waiting costs nothing but time):
 - no connection: the cloud is unreachable; every session waits (capped exponential backoff with
