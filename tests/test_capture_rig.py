@@ -83,14 +83,16 @@ def test_a_hanging_camera_times_out_instead_of_hanging_the_daemon(tmp_path: Path
 
 def test_a_hung_shot_keeps_its_one_thread_and_the_camera_waits_for_it(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, tmp_path / "imgs"))
-    config.cameras["cam"].timeout_s = 0.5
+    # A camera name of its own: threads of other tests' rigs do not count here.
+    config.cameras = {"hung": config.cameras["cam"]}
+    for section in config.rig.sections.values():
+        section.camera = "hung"
+    config.cameras["hung"].timeout_s = 0.5
+    camera = HangingCamera()
+    rig = CaptureRig(config, cameras={"hung": camera})
 
     def camera_threads() -> int:
-        return sum(1 for t in threading.enumerate() if t.name.startswith("camera-cam"))
-
-    wait_for(lambda: camera_threads() == 0, timeout=30)  # threads of rigs closed by earlier tests end
-    camera = HangingCamera()
-    rig = CaptureRig(config, cameras={"cam": camera})
+        return sum(1 for t in threading.enumerate() if t.name.startswith("camera-hung"))
 
     with pytest.raises(CaptureError, match="did not answer"):
         rig.capture_session(lambda *a: None)
