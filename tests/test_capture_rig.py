@@ -12,7 +12,7 @@ from gpiozero.pins.mock import MockFactory
 from edge.capture.errors import CaptureError
 from edge.capture.rig import CaptureRig
 from edge.config import load_config
-from tests.booth_support import write_config
+from tests.booth_support import wait_for, write_config
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +78,41 @@ def test_a_hanging_camera_times_out_instead_of_hanging_the_daemon(tmp_path: Path
     with pytest.raises(CaptureError, match=r"did not answer within 0\.5 s"):
         rig.capture_session(lambda *a: None)
     assert rig.camera_state["cam"].startswith("error")
+    rig.close()
+
+
+def test_a_hung_shot_keeps_its_one_thread_and_the_camera_waits_for_it(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, tmp_path / "imgs"))
+    # A camera name of its own: threads of other tests' rigs do not count here.
+    config.cameras = {"hung": config.cameras["cam"]}
+    for section in config.rig.sections.values():
+        section.camera = "hung"
+    config.cameras["hung"].timeout_s = 0.5
+    camera = HangingCamera()
+    rig = CaptureRig(config, cameras={"hung": camera})
+
+    def camera_threads() -> int:
+        return sum(1 for t in threading.enumerate() if t.name.startswith("camera-hung"))
+
+    with pytest.raises(CaptureError, match="did not answer"):
+        rig.capture_session(lambda *a: None)
+    for _ in range(5):  # the next sessions are refused at once: no new thread per hung shot
+        with pytest.raises(CaptureError, match="still stuck in an earlier call"):
+            rig.capture_session(lambda *a: None)
+    assert camera_threads() == 1
+    hung, camera.release = camera.release, threading.Event()
+    camera.release.set()  # shots from now on return at once
+    hung.set()  # the stuck driver call returns at last
+
+    def works() -> bool:
+        try:
+            rig.capture_session(lambda *a: None)
+        except CaptureError:
+            return False
+        return True
+
+    wait_for(works, timeout=10)  # the camera works again, on its one thread
+    assert camera_threads() == 1
     rig.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 import time
 from pathlib import Path
@@ -267,3 +268,23 @@ def test_home_assistant_discovery_when_enabled(broker, booths, collector_factory
     for config in configs.values():
         assert config["state_topic"] == f"{PREFIX}/state"
         assert config["availability"][0]["topic"] == f"{PREFIX}/available"
+
+
+def test_an_inflight_slot_whose_puback_never_comes_is_freed_and_the_result_sent_again(
+    broker, booths, collector_factory, caplog
+):
+    sub = collector_factory(broker)
+    booth = booths(broker.port, inflight_timeout_s=1.0)
+    booth.mqtt.start()
+    assert booth.mqtt.link.wait_connected(10)
+    broker.proc.send_signal(signal.SIGSTOP)  # the connection stays up, the broker answers nothing
+    try:
+        with caplog.at_level(logging.WARNING, logger="edge.publish"):
+            session_id = booth.finish()
+            assert wait(lambda: any("no PUBACK for outbox row" in r.getMessage() for r in caplog.records), 30)
+            assert booth.outbox.depth("mqtt") == 1  # still waiting on disk, never marked delivered
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+    assert wait(lambda: booth.mqtt.depth() == 0, 30)
+    copies = sub.wait_count(f"{PREFIX}/sessions/{session_id}", 2, timeout=30)
+    assert len(copies) >= 2  # at-least-once: the first send and the one after its slot expired

@@ -44,8 +44,8 @@ class ApiServer:
             )
 
     @property
-    def worker(self) -> Worker | None:
-        return None if self._served is None else self._served.worker
+    def workers(self) -> list[Worker]:
+        return [] if self._served is None else [self._served.worker]
 
     @property
     def port(self) -> int:

@@ -41,6 +41,11 @@ WORKERS_KEY = "workers"
 
 
 class Part(Protocol):
+    """What the daemon starts and stops; ``workers`` are its long-lived threads (for the watchdog)."""
+
+    @property
+    def workers(self) -> list[Worker]: ...
+
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
@@ -70,10 +75,7 @@ class Daemon:
 
     def workers(self) -> list[Worker]:
         """Every long-lived thread of the daemon, in start order."""
-        workers = [self.booth.worker]
-        for part in self.started:
-            workers.extend(_workers_of(part))
-        return workers
+        return [self.booth.worker, *(worker for part in self.started for worker in part.workers)]
 
     def down(self) -> list[str]:
         """The workers that are not alive (the session worker also when a session is stuck), by name."""
@@ -104,26 +106,16 @@ class Daemon:
 class _BoothPart:
     booth: Booth
 
+    @property
+    def workers(self) -> list[Worker]:
+        return []  # listed first by Daemon.workers, started or not
+
     def start(self) -> None:
         logging.getLogger().addHandler(self.desk.last_error)
         self.booth.start()
 
     def stop(self) -> None:
         self.booth.stop()
-
-
-def _workers_of(part: object) -> list[Worker]:
-    from edge.api.server import ApiServer
-
-    if isinstance(part, MqttService):
-        return part.workers
-    if isinstance(part, CloudMirror):
-        return [part.worker] if part.active else []
-    if isinstance(part, ControlSocket):
-        return [part.worker]
-    if isinstance(part, ApiServer):
-        return [part.worker] if part.worker is not None else []
-    return []
 
 
 def _worker_states(daemon: Daemon) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The mirror's sender thread: drains the cloud outbox, one request at a time, patiently.
+"""The mirror's worker: drains the outbox's cloud channel, one request at a time, patiently.
 
 Failure policy (the outbox keeps everything, so waiting costs nothing but time):
 - no connection: the cloud is unreachable; every session waits (capped exponential backoff with
@@ -101,6 +101,11 @@ class CloudMirror:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
+    @property
+    def workers(self) -> list[Worker]:
+        """Its one worker, while the mirror is on."""
+        return [self.worker] if self.active else []
+
     def start(self) -> None:
         if not self.active:
             logger.warning("cloud mirror is off (%s): sessions are not sent to the cloud", self._off_reason())
@@ -117,12 +122,13 @@ class CloudMirror:
 
     def stop(self) -> None:
         """Stop sending; a request in flight is abandoned (the outbox retries it on the next start)."""
-        if not self.worker.stop(STOP_WAIT_S):
-            logger.warning("cloud request still in flight at stop; it is retried on the next start")
-            return
+        stopped = self.worker.stop(STOP_WAIT_S)
         if self._client is not None:
+            # Closing the client cuts a request still in flight, so the worker ends before SQLite closes.
             self._client.close()
             self._client = None
+        if not stopped and not self.worker.stop(STOP_WAIT_S):
+            logger.warning("cloud mirror did not stop; its request in flight is retried on the next start")
 
     # -- for the local API (prefer-cloud) -----------------------------------------------------------
 

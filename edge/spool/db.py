@@ -1,7 +1,8 @@
 """SQLite in WAL mode with synchronous=FULL, one connection per thread, migrations per component.
 
-Each component (the spool itself, the MQTT outbox, the cloud outbox, the local API's uploads) owns
-its tables and lists its own migrations, so components evolve their schema independently.
+Each component (the spool itself, the file journal, the outbox, the cloud channel's uploads, the
+local API's uploads) owns its tables and lists its own migrations, so components evolve their
+schema independently.
 """
 
 from __future__ import annotations

@@ -64,6 +64,10 @@ class ControlSocket:
         self._server: _Server | None = None
         self.worker = Worker("control-socket", self._serve, interrupt=self._shutdown)
 
+    @property
+    def workers(self) -> list[Worker]:
+        return [self.worker]
+
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.unlink(missing_ok=True)

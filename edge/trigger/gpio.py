@@ -13,6 +13,7 @@ from gpiozero import Button
 
 from edge.config.triggers import GpioTriggerConfig, TriggersConfig
 from edge.errors import TriggerRefusedError
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ class GpioTriggers:
         self._inputs: dict[str, GpioTriggerConfig] = {
             name: cfg for name, cfg in (("button", config.button), ("drawer", config.drawer)) if cfg is not None
         }
+
+    @property
+    def workers(self) -> list[Worker]:
+        return []  # gpiozero's own threads call back on edges; none of them is the daemon's
 
     def start(self) -> None:
         for name, cfg in self._inputs.items():
