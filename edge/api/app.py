@@ -39,6 +39,7 @@ from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, U
 from edge.errors import SessionFailedError, TriggerRefusedError
 from edge.imageinfo import media_type
 from edge.imei import InvalidImeiError, mask_imei
+from edge.spool.reserve import disk_full
 from edge.spool.sessions import SAFE_NAME, SessionRecord, SessionStore
 from edge.status import StatusBoard
 
@@ -79,6 +80,8 @@ class BoothApi(Protocol):
     ) -> dict[str, Any]: ...
 
     def image_url(self, path: str) -> str: ...
+
+    def disk_problem(self, writing: int = 0) -> str | None: ...
 
 
 def refusal(exc: TriggerRefusedError) -> ApiError:
@@ -154,7 +157,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     @app.post(
         "/api/upload",
         response_model=UploadResponse,
-        responses=error_responses(400, 413, 422, 500),
+        responses=error_responses(400, 413, 422, 500, 507),
         summary="Upload one image; answers the URL to name in /api/process",
         tags=["contract"],
     )
@@ -173,8 +176,16 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
         except ImageRejected as exc:
             raise ApiError(exc.status, str(exc)) from None
         name = sanitize_filename(image.filename, kind)
-        # The URL must be the one the booth's own answers use, so /api/process finds it again.
-        stored = uploads.save(data, section, device, name)
+        # Uploads are held to [storage] min_free_mb like sessions: the booth keeps room to grade.
+        problem = booth.disk_problem(len(data))
+        if problem is not None:
+            raise ApiError(507, f"Not enough disk for the upload: booth {problem}")
+        try:
+            stored = uploads.save(data, section, device, name)
+        except Exception as exc:
+            if disk_full(exc):
+                raise ApiError(507, "Not enough disk for the upload: booth disk is full") from None
+            raise
         metrics.uploads.inc()
         metrics.upload_bytes.inc(stored.size)
         logger.info(
@@ -351,7 +362,9 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
         snapshot = booth.status.snapshot()
         components = {name: snapshot.get(key) for name, key in HEALTH_KEYS.items()}
         down = sorted(name for name, state in (components["workers"] or {}).items() if state != "alive")
-        return Health(status="down" if down else "ok", down=down, booth_id=config.booth.id, components=components)
+        problems = [problem] if (problem := snapshot.get("disk_problem")) else []
+        state = "down" if down else "degraded" if problems else "ok"
+        return Health(status=state, down=down, problems=problems, booth_id=config.booth.id, components=components)
 
     @app.get(
         "/metrics",

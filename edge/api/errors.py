@@ -51,7 +51,7 @@ _DESCRIPTIONS = {
     422: "A field is missing or has the wrong type",
     500: "Grading failed or internal error",
     503: "The booth is busy (see Retry-After) or stopping",
-    507: "Not enough free disk for a new session",
+    507: "Not enough free disk for a new session or upload",
 }
 
 

@@ -90,10 +90,14 @@ class SessionPage(BaseModel):
 
 
 class Health(BaseModel):
-    """Liveness: ``ok`` while every worker of the daemon is alive, else ``down`` naming them."""
+    """Liveness: ``ok`` while every worker of the daemon is alive, else ``down`` naming them;
+    ``degraded`` when all are alive but the booth cannot take sessions (``problems`` says why)."""
 
-    status: Literal["ok", "down"] = "ok"
+    status: Literal["ok", "degraded", "down"] = "ok"
     down: list[str] = Field(default_factory=list, description="the workers that are not alive")
+    problems: list[str] = Field(
+        default_factory=list, description="why the booth refuses new sessions while alive (degraded), e.g. a full disk"
+    )
     booth_id: str
     components: dict[str, Any] = Field(
         description="cameras, model, broker, cloud, disk, activity, workers (alive or down): "

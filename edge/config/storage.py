@@ -11,6 +11,11 @@ class StorageConfig(BaseModel):
     retention_days: float = Field(default=30.0, gt=0, description="delete delivered sessions older than this")
     quota_mb: int = Field(default=4096, ge=64, description="images on disk above this: oldest delivered go first")
     min_free_mb: int = Field(default=512, ge=16, description="below this much free disk the booth refuses new sessions")
+    reserve_mb: int = Field(
+        default=8,
+        ge=1,
+        description="disk kept back in a file and given up when the disk fills, so failures can still be recorded",
+    )
     emergency_free_mb: int = Field(
         default=128,
         ge=8,

@@ -28,9 +28,11 @@ from edge.errors import SessionFailedError, TriggerRefusedError
 from edge.events import EventBus
 from edge.grade.pipeline import Grader
 from edge.imei import InvalidImeiError, mask_imei, validate_imei
-from edge.spool.retention import Retention
+from edge.spool.reserve import DiskReserve, disk_full
+from edge.spool.retention import MB, Retention
 from edge.spool.sessions import SessionRecord, SessionStore
 from edge.status import StatusBoard
+from edge.statuses import Status
 from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ POLL_S = 1.0
 # What a refusal for a full queue suggests: about one grading on a Pi.
 BUSY_RETRY_AFTER_S = 5
 STOPPING = "Booth is stopping: try again in a minute"
+DISK_FULL = "disk full: the session could not be stored"
 
 CloudWait = Callable[[str, float], "dict[str, Any] | None"]
 
@@ -54,6 +57,7 @@ class Booth:
         retention: Retention,
         grader: Grader,
         rig: CaptureRig,
+        reserve: DiskReserve,
         wait_for_cloud: CloudWait | None = None,
     ) -> None:
         self.config = config
@@ -63,6 +67,7 @@ class Booth:
         self.retention = retention
         self.grader = grader
         self.rig = rig
+        self.reserve = reserve
         self._wait_for_cloud = wait_for_cloud
         self.grading = SessionGrading(config, store, events, grader, self.image_url)
         self._jobs: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -73,6 +78,8 @@ class Booth:
         self._finished: dict[str, threading.Event] = {}
         self._armed: tuple[str, float] | None = None
         self._stopping = threading.Event()
+        # Failures the full disk would not let us write yet: session id -> reason.
+        self._unrecorded: dict[str, str] = {}
         self.worker = Worker("session-worker", self._step)
         status.set("booth_id", config.booth.id)
         status.set("activity", "starting")
@@ -133,11 +140,7 @@ class Booth:
     def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord:
         """Queue a capture session; the result follows through the outbox."""
         imei = self._admit(imei, source, capture=True)
-        try:
-            session = self.store.create(imei, source, request_id)
-        except BaseException:
-            self._release(None)
-            raise
+        session = self._create(imei, source, request_id, "capturing")
         with self._lock:
             self._capturing = session.id
         logger.info("session %s started by %s for %s", session.id, source, mask_imei(imei))
@@ -155,11 +158,7 @@ class Booth:
         until every upload is linked in; only then is it queued for grading.
         """
         imei = self._admit(imei, source, capture=False)
-        try:
-            session = self.store.create(imei, source, status="linking")
-        except BaseException:
-            self._release(None)
-            raise
+        session = self._create(imei, source, None, "linking")
         done = self._finished[session.id] = threading.Event()
         self.events.emit("session_started", session_id=session.id, source=source, request_id=None)
         now_ms = int(time.time() * 1000)
@@ -225,6 +224,17 @@ class Booth:
             "busy", f"Booth is busy: {self.config.booth.max_sessions} sessions queued or grading", BUSY_RETRY_AFTER_S
         )
 
+    def _create(self, imei: str, source: str, request_id: str | None, status: Status) -> SessionRecord:
+        """The admitted session's row; a disk too full for it refuses the trigger as ``disk_low``."""
+        try:
+            return self.store.create(imei, source, request_id, status=status)
+        except BaseException as exc:
+            self._release(None)
+            if disk_full(exc):
+                self.events.emit("disk_low", free_mb=round(self.retention.free_mb(), 1), source=source)
+                raise TriggerRefusedError("disk_low", "Booth disk is full: the session could not be stored") from None
+            raise
+
     def _release(self, session_id: str | None) -> None:
         with self._lock:
             self._admitted -= 1
@@ -240,16 +250,21 @@ class Booth:
         try:
             session_id = self._jobs.get_nowait()
         except queue.Empty:
+            self._tend_disk()
             return POLL_S
-        session = self.store.get(session_id)
         self._current = (session_id, time.monotonic())
         try:
+            session = self.store.get(session_id)
             if session is not None:
                 self._run(session)
-        except Exception:
+        except Exception as exc:
             # The worker must survive anything one session does; the session is failed, kept.
-            logger.exception("session %s failed unexpectedly", session_id)
-            self._fail(session_id, "internal error while grading; see the log")
+            if disk_full(exc):
+                logger.error("session %s failed: %s", session_id, DISK_FULL)
+                self._fail(session_id, DISK_FULL)
+            else:
+                logger.exception("session %s failed unexpectedly", session_id)
+                self._fail(session_id, "internal error while grading; see the log")
         finally:
             self._current = None
             self._release(session_id)
@@ -264,6 +279,8 @@ class Booth:
             try:
                 self.rig.capture_session(lambda section, shot, data: self.store.add_image(session, section, shot, data))
             except (CaptureError, OSError) as exc:
+                if disk_full(exc):
+                    raise
                 # An OSError's text names the photo's path, which holds the IMEI: keep only the cause.
                 detail = f"photo could not be stored: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
                 reason = f"capture failed: {detail}"
@@ -291,11 +308,41 @@ class Booth:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _fail(self, session_id: str, reason: str) -> SessionRecord:
-        """Finish a session as failed, its images kept, and say so on the events channel."""
-        record = self.store.finish(session_id, "failed", None, reason=reason)
+    def _fail(self, session_id: str, reason: str) -> None:
+        """Finish a session as failed, its images kept, and say so on the events channel.
+
+        On a full disk the reserve is given up for this write; if even that is not enough, the
+        failure is kept in memory (new sessions refused meanwhile) and written once there is room.
+        """
+        for attempt in range(2):
+            try:
+                self.store.finish(session_id, "failed", None, reason=reason)
+                break
+            except Exception as exc:
+                if not disk_full(exc):
+                    raise
+                if attempt or not self.reserve.release():
+                    logger.error("session %s failed (%s); recorded once the disk has room", session_id, reason)
+                    self._unrecorded[session_id] = reason
+                    return
+        self._unrecorded.pop(session_id, None)
         self.events.emit("failed", session_id=session_id, reason=reason)
-        return record
+
+    def _tend_disk(self) -> None:
+        """While idle: write the failures the full disk held back, and take the reserve back."""
+        for session_id, reason in list(self._unrecorded.items()):
+            self._fail(session_id, reason)
+        if not self._unrecorded and not self.retention.disk_low():
+            self.reserve.hold()
+
+    def disk_problem(self, writing: int = 0) -> str | None:
+        """Why the disk stops new sessions (or a write of ``writing`` bytes), or None (shown by /healthz)."""
+        free = self.retention.free_mb() - writing / MB
+        if self._unrecorded:
+            return f"disk full: {len(self._unrecorded)} failed session(s) wait for room to be recorded"
+        if free < self.config.storage.min_free_mb:
+            return f"disk low: {free:.0f} MB free, needs {self.config.storage.min_free_mb} MB"
+        return None
 
     def _valid(self, imei: str, source: str = "arm") -> str:
         try:
@@ -305,11 +352,9 @@ class Booth:
             raise TriggerRefusedError("invalid_imei", str(exc)) from None
 
     def _refuse_if_disk_low(self, source: str) -> None:
-        if self.retention.disk_low():
-            free = self.retention.free_mb()
-            self.events.emit("disk_low", free_mb=round(free, 1), source=source)
+        problem = self.disk_problem()
+        if problem is not None:
+            self.events.emit("disk_low", free_mb=round(self.retention.free_mb(), 1), source=source)
             raise TriggerRefusedError(
-                "disk_low",
-                f"Booth disk is low ({free:.0f} MB free, needs {self.config.storage.min_free_mb} MB): "
-                "sessions resume once delivered data is cleaned up",
+                "disk_low", f"Booth {problem}: sessions resume once delivered data is cleaned up or space is freed"
             )

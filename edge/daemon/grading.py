@@ -22,6 +22,7 @@ from edge.grade.decode import ImageError
 from edge.grade.pipeline import Grader, SessionGrade
 from edge.grade.reference import load_reference
 from edge.spool.files import fsync_dir
+from edge.spool.reserve import disk_full
 from edge.spool.sessions import ImageRecord, SessionRecord, SessionStore, image_path
 from edge.timefmt import utc_iso
 
@@ -65,6 +66,8 @@ class SessionGrading:
                 for section, index, data in grade.overlays
             ]
         except (ImageError, OSError) as exc:
+            if disk_full(exc):
+                raise  # the booth fails it as a full disk, with the room it keeps for that
             # An OSError's text names the file, whose path holds the IMEI: keep only the cause.
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             reason = f"images cannot be graded: {detail}"

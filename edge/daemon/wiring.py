@@ -28,6 +28,7 @@ from edge.mirror.client import CloudClient
 from edge.publish import MqttResults, MqttService, mqtt_channel
 from edge.spool.db import Database
 from edge.spool.outbox import Outbox
+from edge.spool.reserve import DiskReserve
 from edge.spool.retention import Retention
 from edge.spool.sessions import FinishedHook, SessionStore
 from edge.status import StatusBoard
@@ -131,6 +132,9 @@ def build(
 ) -> Daemon:
     state = config.booth.state_dir
     state.mkdir(parents=True, exist_ok=True)
+    # A restart into a full disk must come up (and refuse sessions), not fail to open the spool.
+    reserve = DiskReserve(state / "disk.reserve", config.storage.reserve_mb)
+    reserve.release_if_short()
     db = Database(state / "spool.db")
     mqtt_wake = threading.Event()
     status = StatusBoard(on_change=mqtt_wake.set)
@@ -170,6 +174,7 @@ def build(
         retention,
         grader or Grader(config.model, config.grading),
         rig or CaptureRig(config),
+        reserve,
         wait_for_cloud=mirror.wait_for_cloud,
     )
     desk = TechnicianDesk(config, store, outbox, events, status, booth.rig, booth.grading, LastError())
@@ -190,6 +195,7 @@ def build(
         config, db, status, events, outbox, store, retention, uploads, metrics, booth, mirror, mqtt, desk, parts
     )
     status.probe("disk_free_mb", lambda: round(retention.free_mb(), 1))
+    status.probe("disk_problem", booth.disk_problem)
     status.probe("cameras", lambda: dict(booth.rig.camera_state))
     status.probe("sessions", store.count_by_status)
     status.probe("mqtt_outbox_depth", lambda: outbox.depth("mqtt"))
