@@ -81,9 +81,9 @@ def test_bad_imei_malformed_json_missing_imei_and_busy_get_errors(setup):
     }  # fmt: skip
     malformed = ask(client, sub, b'{"imei": "4901542', 3)
     assert malformed["request_id"] is None
-    assert "malformed JSON" in malformed["error"]
+    assert "malformed JSON" in malformed["error"] and malformed["code"] == "invalid_request"
     missing = ask(client, sub, json.dumps({"request_id": "r-4"}).encode(), 4)
-    assert missing == {"request_id": "r-4", "error": "Invalid request: imei is required"}
+    assert missing == {"request_id": "r-4", "error": "Invalid request: imei is required", "code": "invalid_request"}
     assert booth.store.list() == []
     started = ask(client, sub, json.dumps({"imei": IMEI, "request_id": "r-5"}).encode(), 5)
     assert started["success"] is True
@@ -91,6 +91,64 @@ def test_bad_imei_malformed_json_missing_imei_and_busy_get_errors(setup):
     assert refused == {"request_id": "r-6", "error": "Booth is busy with another session", "code": "busy"}
     assert [s.id for s in booth.store.list()] == [started["sessionId"]]
 
+
+
+def test_unknown_fields_and_deep_json_are_refused_with_a_code(setup):
+    client, sub, booth, _broker = setup
+    unknown = ask(client, sub, json.dumps({"imei": IMEI, "request_id": "u-1", "key": "x"}).encode(), 1)
+    assert unknown == {
+        "request_id": "u-1", "error": "Invalid request: key is not a known field", "code": "invalid_request"
+    }  # fmt: skip
+    deep = b"[" * 2000 + b"]" * 2000
+    assert len(deep) < 4096
+    nested = ask(client, sub, deep, 2)
+    assert nested == {"request_id": None, "error": "Invalid request: JSON nested too deep", "code": "invalid_request"}
+    assert booth.store.list() == []
+
+
+def test_one_request_id_starts_one_session_over_mqtt_and_http(setup):
+    client, sub, booth, _broker = setup
+    request = json.dumps({"imei": IMEI, "request_id": "same-1"}).encode()
+    first = ask(client, sub, request, 1)
+    again = ask(client, sub, request, 2)
+    assert again == first == {"request_id": "same-1", "success": True, "sessionId": first["sessionId"]}
+    assert booth.trigger(IMEI, source="http", request_id="same-1").id == first["sessionId"]
+    assert [s.id for s in booth.store.list()] == [first["sessionId"]]
+
+
+def test_a_retained_trigger_is_answered_with_a_code_and_never_starts_a_session(tmp_path):
+    broker = MosquittoBroker().start()
+    daemon = build(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
+    sub = Collector(broker, f"{PREFIX}/cmd/trigger/response")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    request = json.dumps({"imei": IMEI, "request_id": "kept"})
+    client.publish(f"{PREFIX}/cmd/trigger", request, qos=1, retain=True).wait_for_publish(5)
+    config = MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=1)
+    try:
+        for connects in (1, 2):  # the broker hands the retained message over on every (re)connect
+            service = MqttService(
+                config, BOOTH, daemon.outbox, daemon.status, trigger=daemon.booth.trigger, arm=daemon.booth.arm
+            )
+            service.start()
+            try:
+                assert sub.wait_for(lambda n=connects: len(sub.messages) >= n), "no answer to the retained trigger"
+            finally:
+                service.stop()
+            assert json.loads(sub.messages[connects - 1][1]) == {
+                "request_id": "kept",
+                "error": "Invalid request: retained commands are ignored; publish them without retain",
+                "code": "retained",
+            }
+        assert daemon.booth.store.list() == []
+    finally:
+        client.publish(f"{PREFIX}/cmd/trigger", b"", qos=1, retain=True).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+        sub.close()
+        daemon.close()
+        broker.close()
 
 
 def test_arm_sets_the_imei_the_next_gpio_trigger_grades(setup):

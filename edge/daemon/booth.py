@@ -72,6 +72,8 @@ class Booth:
         self.grading = SessionGrading(config, store, events, grader, self.image_url)
         self._jobs: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        # Held from the request_id look-up to the new row, so one request_id makes one session.
+        self._trigger_lock = threading.Lock()
         self._admitted = 0
         self._capturing: str | None = None
         self._current: tuple[str, float] | None = None
@@ -138,11 +140,19 @@ class Booth:
         return self.trigger(armed[0], source)
 
     def trigger(self, imei: str, source: str, request_id: str | None = None) -> SessionRecord:
-        """Queue a capture session; the result follows through the outbox."""
-        imei = self._admit(imei, source, capture=True)
-        session = self._create(imei, source, request_id, "capturing")
-        with self._lock:
-            self._capturing = session.id
+        """Queue a capture session; the result follows through the outbox.
+
+        A ``request_id`` already seen (any source) answers its first session and starts none:
+        clients resend a request whose answer they missed.
+        """
+        with self._trigger_lock:
+            if request_id is not None and (first := self.store.by_request_id(request_id)) is not None:
+                logger.info("session %s: request %r again from %s; no new session", first.id, request_id, source)
+                return first
+            imei = self._admit(imei, source, capture=True)
+            session = self._create(imei, source, request_id, "capturing")
+            with self._lock:
+                self._capturing = session.id
         logger.info("session %s started by %s for %s", session.id, source, mask_imei(imei))
         self.events.emit("session_started", session_id=session.id, source=source, request_id=request_id)
         self._jobs.put(session.id)

@@ -3,9 +3,10 @@
 A request is ``{"imei": "<15 digits>", "request_id": "<anything short>"}``. ``cmd/trigger`` starts a
 session and answers its ``sessionId``; ``cmd/arm`` sets the IMEI the next GPIO button or drawer
 trigger grades and answers ``armed: true``. The answer echoes ``request_id``, or carries
-``{"error": "<text>", "code"?}`` for a malformed body, a bad IMEI, a busy booth or any other
-refusal. Requests are handled one at a time on a worker, never on paho's network thread; a full
-queue is answered at once with code ``busy``.
+``{"error": "<text>", "code"}`` for a malformed body or unknown field (``invalid_request``), a
+retained command (``retained``: it would run again on every reconnect, so it never runs), a bad
+IMEI, a busy booth or any other refusal. Requests are handled one at a time on a worker, never on
+paho's network thread; a full queue is answered at once with code ``busy``.
 """
 
 from __future__ import annotations
@@ -28,12 +29,21 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 4096
 MAX_REQUEST_ID = 128
 QUEUE_SIZE = 8
+FIELDS = frozenset({"imei", "request_id"})
 POLL_S = 1.0
 
 # Booth.trigger(imei, source=..., request_id=...) and Booth.arm(imei): check the IMEI by the booth's
 # rule and raise TriggerRefusedError (with a code) when they refuse: invalid IMEI, busy, disk low, stopping.
 TriggerFn = Callable[..., SessionRecord]
 ArmFn = Callable[[str], None]
+
+
+class CommandRejected(ValueError):
+    """A command refused before it reaches the booth; ``code`` goes in the answer."""
+
+    def __init__(self, message: str, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class CommandHandler:
@@ -56,8 +66,12 @@ class CommandHandler:
         topic = message.topic
         correlation = getattr(message.properties, "CorrelationData", None) if message.properties else None
         request_id, imei_or_error = self.parse(message.payload)
-        if isinstance(imei_or_error, Exception):
-            self.answer(topic, request_id, correlation, {"error": str(imei_or_error)})
+        if message.retain and not isinstance(imei_or_error, Exception):
+            imei_or_error = CommandRejected(
+                "Invalid request: retained commands are ignored; publish them without retain", "retained"
+            )
+        if isinstance(imei_or_error, CommandRejected):
+            self.answer(topic, request_id, correlation, {"error": str(imei_or_error), "code": imei_or_error.code})
             return
         try:
             self._queue.put_nowait((topic, request_id, imei_or_error, correlation))
@@ -69,20 +83,26 @@ class CommandHandler:
     def parse(self, body: bytes) -> tuple[Any, Any]:
         """(request_id, imei as sent) or (request_id, the error to answer); the booth checks the IMEI."""
         if len(body) > MAX_BODY:
-            return None, ValueError(f"Invalid request: body larger than {MAX_BODY} bytes")
+            return None, CommandRejected(f"Invalid request: body larger than {MAX_BODY} bytes")
         try:
             data = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return None, ValueError(f"Invalid request: malformed JSON ({exc.__class__.__name__})")
+            return None, CommandRejected(f"Invalid request: malformed JSON ({exc.__class__.__name__})")
+        except RecursionError:
+            return None, CommandRejected("Invalid request: JSON nested too deep")
         if not isinstance(data, dict):
-            return None, ValueError('Invalid request: expected a JSON object {"imei", "request_id"}')
+            return None, CommandRejected('Invalid request: expected a JSON object {"imei", "request_id"}')
         request_id = data.get("request_id")
         if request_id is not None and not isinstance(request_id, str | int):
-            return None, ValueError("Invalid request: request_id must be a string or an integer")
+            return None, CommandRejected("Invalid request: request_id must be a string or an integer")
         if isinstance(request_id, str) and len(request_id) > MAX_REQUEST_ID:
-            return None, ValueError(f"Invalid request: request_id longer than {MAX_REQUEST_ID} characters")
+            return None, CommandRejected(f"Invalid request: request_id longer than {MAX_REQUEST_ID} characters")
+        unknown = sorted(set(data) - FIELDS)
+        if unknown:
+            shown = ", ".join(unknown)[:MAX_REQUEST_ID]
+            return request_id, CommandRejected(f"Invalid request: {shown} is not a known field")
         if "imei" not in data:
-            return request_id, ValueError("Invalid request: imei is required")
+            return request_id, CommandRejected("Invalid request: imei is required")
         return request_id, data["imei"]
 
     def _step(self) -> float:

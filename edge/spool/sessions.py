@@ -64,6 +64,8 @@ MIGRATIONS = (
         "ALTER TABLE sessions ADD COLUMN review_note TEXT",
         "ALTER TABLE sessions ADD COLUMN reviewed_at REAL",
     ),
+    # v3: a trigger's request_id is looked up, so that sending it again starts no second session.
+    "CREATE INDEX sessions_request ON sessions (request_id)",
 )
 
 
@@ -273,6 +275,15 @@ class SessionStore:
             "UPDATE sessions SET cloud_json = ?, updated_at = ? WHERE id = ?",
             (json.dumps(cloud), time.time(), session_id),
         )
+
+    def by_request_id(self, request_id: str) -> SessionRecord | None:
+        """The first session started for ``request_id``."""
+        row = (
+            self.db.connection()
+            .execute("SELECT * FROM sessions WHERE request_id = ? ORDER BY created_at LIMIT 1", (request_id,))
+            .fetchone()
+        )
+        return _record(row) if row else None
 
     def get(self, session_id: str) -> SessionRecord | None:
         return self._get(self.db.connection(), session_id)
