@@ -55,12 +55,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _control(args: argparse.Namespace, request: dict[str, Any], timeout_s: float) -> int:
     from edge.daemon.wiring import control_socket_path
-    from edge.trigger.control import call
+    from edge.trigger.control import AnswerLostError, call
 
     config = _load(args.config)
     path = control_socket_path(config)
     try:
         answer = call(path, request, timeout_s)
+    except AnswerLostError as exc:
+        lost = {"sessionId": exc.first["sessionId"]} if exc.first else {}
+        lost["error"] = "the booth daemon stopped before it answered (is it still running?)"
+        sys.stdout.write(json.dumps(lost, indent=2) + "\n")
+        sys.stderr.write(f"error: {lost['error']}\n")
+        return EXIT_FAILED
     except OSError as exc:
         sys.stderr.write(f"cannot reach the booth daemon at {path}: {exc.strerror or exc} (is it running?)\n")
         return EXIT_FAILED

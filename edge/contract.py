@@ -63,7 +63,8 @@ class ProcessRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(min_length=1, max_length=256)
+    # Optional here so that a missing key is the contract's 401 "key not found", like a wrong one.
+    key: str | None = Field(default=None, min_length=1, max_length=256)
     imei: str = Field(min_length=1, max_length=32)
     images: list[ImageRef] = Field(min_length=1, max_length=64)
 

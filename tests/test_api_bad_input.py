@@ -224,6 +224,14 @@ def process_body(urls: list[tuple[str, str]], key: str = API_KEY, imei: str = VA
     return {"key": key, "imei": imei, "images": [{"url": u, "section": s} for u, s in urls]}
 
 
+def test_missing_key_is_401_key_not_found(live: Live, first_upload: dict) -> None:
+    body = process_body([(first_upload["url"], "front")])
+    del body["key"]
+    response = live.http.post("/api/process", json=body)
+    assert response.status_code == 401
+    assert response.json() == {"error": "Invalid request: key not found"}
+
+
 @pytest.mark.parametrize("key", ["wrong", "test-ke", "test-key ", "TEST-KEY"])
 def test_wrong_key_is_401_key_not_found(live: Live, first_upload: dict, key: str) -> None:
     response = live.http.post("/api/process", json=process_body([(first_upload["url"], "front")], key=key))
@@ -289,7 +297,7 @@ def test_process_with_good_input_reaches_the_booth_and_its_refusal_is_mapped(liv
         (b'{"key": "test-key", "imei": "490154203237518", "images": [', 400, "not valid JSON"),
         (b"[]", 422, "Invalid request"),
         (b'"just a string"', 422, "Invalid request"),
-        (b"{}", 422, "key is required"),
+        (b"{}", 422, "imei is required"),
         (b'{"key": 5, "imei": "490154203237518", "images": []}', 422, "key"),
         (b'{"key": "k", "imei": 490154203237518, "images": [{"url": "u", "section": "front"}]}', 422, "imei"),
         (b'{"key": "k", "imei": "490154203237518", "images": "front.jpg"}', 422, "images"),

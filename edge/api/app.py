@@ -132,7 +132,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
             raise ApiError(400, f"Invalid request: section must be one of {', '.join(sections)}")
         return section
 
-    def authorised_imei(key: str, imei: str) -> str:
+    def authorised_imei(key: str | None, imei: str) -> str:
         """The key first: a caller without one learns nothing about the IMEI rules."""
         if not key_ok(key):
             raise ApiError(401, KEY_NOT_FOUND)

@@ -1,7 +1,9 @@
 """The local control socket: `edge-grader trigger|arm|status` talk to the running daemon.
 
 One JSON object per line each way on a unix stream socket that only the booth's user (and root)
-can open; answers are the contract's error form on failure.
+can open; answers are the contract's error form on failure. A trigger that waits is answered
+twice: at once with its session id (``"waiting": true``), then with the result, so a client whose
+daemon dies meanwhile still knows the session.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import socket
 import socketserver
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +26,16 @@ logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 4096
 WAIT_POLL_S = 0.2
+
+Send = Callable[[dict[str, Any]], None]
+
+
+class AnswerLostError(ConnectionError):
+    """The daemon closed the connection before its final answer; ``first`` is what it said before."""
+
+    def __init__(self, first: dict[str, Any] | None) -> None:
+        super().__init__("the booth daemon closed the connection before answering")
+        self.first = first
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -37,8 +50,12 @@ class _Handler(socketserver.StreamRequestHandler):
         except ValueError:
             answer: dict[str, Any] = {"error": "Invalid request: one JSON object per line expected"}
         else:
-            answer = self.server.control.handle(request)
+            answer = self.server.control.handle(request, self._send)
+        self._send(answer)
+
+    def _send(self, answer: dict[str, Any]) -> None:
         self.wfile.write(json.dumps(answer).encode() + b"\n")
+        self.wfile.flush()
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):
@@ -93,7 +110,8 @@ class ControlSocket:
             self._server = None
         self.path.unlink(missing_ok=True)
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, request: dict[str, Any], send: Send | None = None) -> dict[str, Any]:
+        """The final answer; ``send`` gives the client an answer before it (a waiting trigger's id)."""
         command = request.get("cmd")
         try:
             # Checked before the trigger: a bad wait must not leave a session running unasked.
@@ -104,6 +122,8 @@ class ControlSocket:
             if command == "trigger":
                 session = self.booth.trigger(str(request.get("imei", "")), "cli", request.get("request_id"))
                 if request.get("wait"):
+                    if send is not None:
+                        send({"sessionId": session.id, "status": session.status, "waiting": True})
                     return self._wait(session.id, timeout_s)
                 return {"sessionId": session.id, "status": session.status}
             if command == "arm":
@@ -132,15 +152,18 @@ class ControlSocket:
 
 
 def call(path: Path, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Client side, for the CLI."""
+    """Client side, for the CLI: the final answer; ``AnswerLostError`` when the daemon went first."""
+    first: dict[str, Any] | None = None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
         sock.connect(str(path))
         sock.sendall(json.dumps(request).encode() + b"\n")
-        chunks = []
-        while not chunks or not chunks[-1].endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return json.loads(b"".join(chunks))
+        with sock.makefile("rb") as lines:
+            for line in lines:
+                if not line.endswith(b"\n"):
+                    break  # cut short: the daemon died while writing
+                answer = json.loads(line)
+                if not answer.get("waiting"):
+                    return dict(answer)
+                first = answer
+    raise AnswerLostError(first)
