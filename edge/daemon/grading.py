@@ -54,6 +54,10 @@ class SessionGrading:
 
     def grade_and_finish(self, session: SessionRecord, capture_ms: float = 0.0) -> SessionRecord:
         self.store.set_status(session.id, "grading")
+        # Overlays of a grading cut short by a crash: this grading writes its own.
+        stale = self.store.delete_images(session.id, "overlay")
+        if stale:
+            logger.warning("session %s: removed %d overlay(s) left by an interrupted grading", session.id, stale)
         originals = self.store.images(session.id, "original")
         try:
             shots = [(image.section, self._read_verified(image)) for image in originals]

@@ -193,6 +193,18 @@ class SessionStore:
             image_id = int(cursor.lastrowid or 0)
         return ImageRecord(image_id, session_id, section, shot, kind, rel, sha256, size, now)
 
+    def delete_images(self, session_id: str, kind: ImageKind) -> int:
+        """Rows (and the journal's note of their files) in one commit, then the files; how many."""
+        with self.db.transaction() as conn:
+            paths = [
+                row[0]
+                for row in conn.execute("SELECT path FROM images WHERE session_id = ? AND kind = ?", (session_id, kind))
+            ]
+            self.journal.note(conn, paths)
+            conn.execute("DELETE FROM images WHERE session_id = ? AND kind = ?", (session_id, kind))
+        self.journal.remove(paths)
+        return len(paths)
+
     def images(self, session_id: str, kind: ImageKind | None = None) -> list[ImageRecord]:
         query = "SELECT * FROM images WHERE session_id = ?"
         args: tuple[Any, ...] = (session_id,)
