@@ -288,3 +288,21 @@ def test_an_inflight_slot_whose_puback_never_comes_is_freed_and_the_result_sent_
     assert wait(lambda: booth.mqtt.depth() == 0, 30)
     copies = sub.wait_count(f"{PREFIX}/sessions/{session_id}", 2, timeout=30)
     assert len(copies) >= 2  # at-least-once: the first send and the one after its slot expired
+
+
+def test_a_backlog_flush_holds_at_most_one_result_whose_delivery_is_unrecorded(broker, booths):
+    """A kill at any moment of a flush re-sends at most one result: the one whose PUBACK is unrecorded."""
+    booth = booths(broker.port)
+    booth.mqtt.start()
+    assert booth.mqtt.link.wait_connected(10)
+    broker.proc.send_signal(signal.SIGSTOP)  # the broker takes the results but answers no PUBACK
+    try:
+        for _ in range(15):
+            booth.finish()
+        publisher = booth.mqtt.publisher
+        assert wait(lambda: publisher.in_flight() >= 1, timeout=60)
+        publisher.worker.stop()  # joined: whatever that round of the flush handed over is counted
+        assert publisher.in_flight() == 1
+        assert booth.mqtt.depth() == 15
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)

@@ -49,7 +49,8 @@ class MqttConfig(BaseModel):
 
     # Memory bounds: results handed to paho at once (awaiting PUBACK), and paho's whole queue
     # (results, events, state, command answers). Past that, results wait in the on-disk outbox.
-    max_inflight: int = Field(default=20, ge=1, le=1000)
+    # A kill re-sends at most max_inflight results (their PUBACKs not yet recorded): 1 by default.
+    max_inflight: int = Field(default=1, ge=1, le=1000)
     max_queued: int = Field(default=200, ge=1, le=100_000)
 
     # Durable outbox (SQLite): undelivered results kept on disk at most; what happens when full.

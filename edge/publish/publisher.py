@@ -168,7 +168,7 @@ class Publisher:
         return self._maybe_publish_state()
 
     def _apply_acks(self) -> None:
-        delivered: list[int] = []
+        """Each delivery in its own commit, as its PUBACK arrives: a kill re-sends only rows in flight."""
         while True:
             try:
                 mid, ok, reason = self._acks.get_nowait()
@@ -178,13 +178,11 @@ class Publisher:
             if slot is None:
                 continue  # state, events, answers: nothing on disk to mark
             if ok:
-                delivered.append(slot[0])
+                self.outbox.ack([slot[0]])
             else:
                 at = self.outbox.retry(slot[0], None, f"broker refused: {reason}")
                 logger.warning("mqtt: broker refused outbox row %d (%s); retrying in %.0f s with the rows behind it",
                                slot[0], reason, at - time.time())
-        if delivered:
-            self.outbox.ack(delivered)
 
     def _expire(self) -> None:
         limit = time.monotonic() - self.config.inflight_timeout_s
