@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
+from edge.api.metrics import ApiMetrics
 from edge.backoff import backoff_delay
 from edge.cloudsim import CloudSim
 from edge.config.cloud import CloudConfig
@@ -79,7 +81,9 @@ def test_session_made_offline_is_mirrored_when_the_cloud_comes_up(harness: Mirro
 
 
 def test_faults_every_session_mirrored_once_except_for_lost_answers(tmp_path: Path, sim: CloudSim) -> None:
-    harness = MirrorHarness(tmp_path / "booth", sim.base_url, read_timeout_s=SHORT_READ_S)
+    # A flat read timeout, so that the slow process answer is really lost (a duplicate to count).
+    flat = {"read_timeout_s": SHORT_READ_S, "read_timeout_per_image_s": 0, "read_timeout_per_mb_s": 0}
+    harness = MirrorHarness(tmp_path / "booth", sim.base_url, **flat)
     try:
         _check_faults(harness, sim)
     finally:
@@ -349,3 +353,49 @@ def test_mode_off_sends_nothing(tmp_path: Path, sim: CloudSim) -> None:
         assert sim.stats()["requests"] == {}
     finally:
         h.close()
+
+
+def test_a_process_call_gets_a_read_timeout_that_fits_the_session(tmp_path: Path, sim: CloudSim) -> None:
+    # 1 s alone would time out; 3 images at 2 s each give the cloud 7 s, and it answers in 3.
+    harness = MirrorHarness(tmp_path / "booth", sim.base_url, read_timeout_s=1.0, read_timeout_per_image_s=2.0)
+    try:
+        session = harness.session(imei(40))
+        sim.add_fault(kind="slow", delay_s=3.0, endpoint="process", count=1)
+        harness.start()
+        wait_for(lambda: harness.cloud(session.id) is not None, TIMEOUT)
+        assert sim.stats()["requests"]["process"] == 1
+        assert harness.queue.sends(session.id)["process"] == 1
+        assert harness.cloud_status()["process_resends"] == 0
+    finally:
+        harness.close()
+
+
+def test_a_process_call_that_never_answers_in_time_is_sent_a_capped_number_of_times(
+    tmp_path: Path, sim: CloudSim
+) -> None:
+    harness = MirrorHarness(
+        tmp_path / "booth", sim.base_url, read_timeout_s=1.0, read_timeout_per_image_s=0, read_timeout_per_mb_s=0
+    )
+    try:
+        session = harness.session(imei(41))
+        sim.add_fault(kind="slow", delay_s=4.0, endpoint="process", count=None)
+        harness.start()
+        wait_for(lambda: harness.queue.state_of(session.id) == "dead", TIMEOUT)
+        assert sim.stats()["requests"]["process"] == 3
+        assert harness.queue.sends(session.id)["process"] == 3
+        wait_for(lambda: harness.cloud_status()["process_resends"] == 2, TIMEOUT)
+        metrics = ApiMetrics(harness.db)
+        metrics.read_state_from(harness.store, harness.status)
+        assert "edge_grader_cloud_process_resends 2.0" in generate_latest(metrics.registry).decode()
+        [dead] = harness.events_of("dead_lettered")
+        assert dead["error"] == (
+            "process sent 3 times without an answer; not sent again, so the cloud holds no more copies of this session"
+        )
+        # Every unanswered call was charged to the session: its own backoff grew after each.
+        attempts = harness.db.connection().execute(
+            "SELECT attempts FROM outbox WHERE session_id = ?", (session.id,)
+        ).fetchone()[0]
+        assert attempts == 3
+    finally:
+        sim.clear_faults()
+        harness.close()

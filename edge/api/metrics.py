@@ -16,6 +16,7 @@ from edge.status import StatusBoard
 
 # StatusBoard keys ending in this are outbox depths (mqtt_outbox_depth, cloud_outbox_depth, ...).
 OUTBOX_SUFFIX = "_outbox_depth"
+CLOUD_KEY = "cloud"
 # Grading on a Pi takes from about a second to tens of seconds; capture adds a few more.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0)
 
@@ -43,6 +44,14 @@ class _StateCollector(Collector):
             if isinstance(value, int | float):
                 depths.add_metric([key.removesuffix(OUTBOX_SUFFIX)], value)
         yield depths
+
+        cloud = self._status.snapshot(only=lambda k: k == CLOUD_KEY).get(CLOUD_KEY)
+        if isinstance(cloud, dict) and isinstance(cloud.get("process_resends"), int):
+            yield GaugeMetricFamily(
+                "edge_grader_cloud_process_resends",
+                "Cloud process calls sent again after one got no answer (each may be a copy in the cloud)",
+                value=cloud["process_resends"],
+            )
 
         usage = shutil.disk_usage(self._store.images_root)
         yield GaugeMetricFamily(

@@ -27,6 +27,19 @@ class CloudConfig(BaseModel):
     )
     connect_timeout_s: float = Field(default=5.0, gt=0, le=120, description="TCP/TLS connect timeout")
     read_timeout_s: float = Field(default=30.0, gt=0, le=600, description="wait for each chunk of an answer")
+    read_timeout_per_image_s: float = Field(
+        default=5.0, ge=0, le=600, description="process: the read timeout grows by this per image (each is graded)"
+    )
+    read_timeout_per_mb_s: float = Field(
+        default=2.0, ge=0, le=600, description="process: the read timeout grows by this per MB of the session's images"
+    )
+    process_max_sends: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="process calls sent for one session without an answer at most; then it is dead-lettered "
+        "(each unanswered call may have been stored by the cloud: a copy)",
+    )
     write_timeout_s: float = Field(default=60.0, gt=0, le=600, description="wait for each chunk of an upload")
     pool_timeout_s: float = Field(default=5.0, gt=0, le=120, description="wait for a free pooled connection")
     connect_retries: int = Field(

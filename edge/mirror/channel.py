@@ -249,6 +249,13 @@ class CloudQueue:
         ).fetchone()[0]
         return {"uploads": int(uploads), "process": self.outbox.sends(row_id)}
 
+    def process_resends(self) -> int:
+        """Process calls sent again for a session whose earlier call got no answer (rows kept)."""
+        row = self.db.connection().execute(
+            "SELECT COALESCE(SUM(sends - 1), 0) FROM outbox WHERE channel = ? AND sends > 1", (CHANNEL,)
+        ).fetchone()
+        return int(row[0])
+
     def state_of(self, session_id: str) -> str | None:
         return self.outbox.state_of(CHANNEL, session_id)
 

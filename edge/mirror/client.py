@@ -124,9 +124,17 @@ class CloudClient:
         )
         return self._parse(UPLOAD_PATH, response, UploadResponse)
 
-    def process(self, key: str, imei: str, images: Sequence[ImageRef]) -> ProcessResponse:
+    def process(
+        self, key: str, imei: str, images: Sequence[ImageRef], read_timeout_s: float | None = None
+    ) -> ProcessResponse:
+        """``read_timeout_s``: how long this call may take to answer (it grows with the session)."""
         body = ProcessRequest(key=key, imei=imei, images=list(images))
-        response = self._send("POST", PROCESS_PATH, json=body.model_dump(mode="json"))
+        base = self._http.timeout
+        timeout = httpx.Timeout(
+            connect=base.connect, read=base.read if read_timeout_s is None else read_timeout_s,
+            write=base.write, pool=base.pool,
+        )  # fmt: skip
+        response = self._send("POST", PROCESS_PATH, json=body.model_dump(mode="json"), timeout=timeout)
         return self._parse(PROCESS_PATH, response, ProcessResponse)
 
     def _send(self, method: str, path: str, **kwargs: object) -> httpx.Response:

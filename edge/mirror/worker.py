@@ -41,6 +41,7 @@ STATUS_KEY = "cloud"
 DEPTH_KEY = "cloud_outbox_depth"  # beside the MQTT outbox's, for /metrics and the state topic
 IDLE_WAIT_S = 60.0
 STOP_WAIT_S = 5.0
+MB = 1_000_000
 AUTH_STATUSES = (401, 403)
 RETRYABLE_4XX = frozenset({408})
 RATE_LIMITED = frozenset({429, 503})
@@ -187,6 +188,7 @@ class CloudMirror:
         assert self._client is not None and self._key is not None
         try:
             uploads = []
+            size = 0
             for image in job.images:
                 if image.upload is None:
                     if self.worker.stopping:
@@ -198,17 +200,34 @@ class CloudMirror:
                     self.queue.store_upload(image.image_id, answer)
                     self._reached()
                     uploads.append(ImageRef(url=answer.url, section=answer.section))
+                    size += len(data)
                 else:
                     uploads.append(ImageRef(url=image.upload.url, section=image.upload.section))
+                    size += image.upload.size
             if self.worker.stopping:
                 return
+            sent = self.outbox.sends(job.row_id)
+            if sent >= self.config.process_max_sends:
+                self._dead_letter(job, None, f"process sent {sent} times without an answer; not sent again, "
+                                  "so the cloud holds no more copies of this session")
+                return
+            if sent:
+                logger.warning("cloud process for session %s sent again (%d of at most %d)",
+                               job.session_id, sent + 1, self.config.process_max_sends)
             self.outbox.count_send(job.row_id)
             self.requests += 1
-            result = self._client.process(self._key, job.imei, uploads)
+            result = self._client.process(self._key, job.imei, uploads, self._read_timeout(len(uploads), size))
             payload = self.queue.store_result(self.store, job, result, self._on_cloud_result)
         except CloudTransportError as exc:
+            if exc.sent:
+                # Sent, no answer (a timeout, a dropped connection): this session backs off on its own,
+                # and is not pulled forward when the cloud answers others (each resend may be a copy).
+                self.outbox.retry(job.row_id, None, redact(str(exc), job.imei))
+                logger.warning("cloud request for session %s got no answer (%s); it backs off",
+                               job.session_id, redact(str(exc), job.imei))
+                return
             # Not sent at all: the uplink is down, not this session's fault.
-            self._failed(job, None, str(exc), charge=exc.sent, reach="unreachable")
+            self._failed(job, None, str(exc), charge=False, reach="unreachable")
             return
         except CloudHttpError as exc:
             self._http_failed(job, exc)
@@ -239,6 +258,11 @@ class CloudMirror:
             score_difference=differences,
             max_abs_difference=payload["max_abs_difference"],
         )
+
+    def _read_timeout(self, images: int, size: int) -> float:
+        """The process call's read timeout: the cloud grades every image before it answers."""
+        per_image, per_mb = self.config.read_timeout_per_image_s, self.config.read_timeout_per_mb_s
+        return self.config.read_timeout_s + images * per_image + size / MB * per_mb
 
     def _http_failed(self, job: CloudJob, exc: CloudHttpError) -> None:
         status = exc.status
@@ -328,4 +352,5 @@ class CloudMirror:
             "mirrored": counts.get("done", 0),
             "dead_letters": counts.get("dead", 0),
             "dropped": counts.get("dropped", 0),
+            "process_resends": self.queue.process_resends(),
         })
