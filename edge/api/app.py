@@ -9,6 +9,7 @@ pool, so a slow grading never blocks the event loop, and each thread has its own
 import hmac
 import logging
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Annotated, Any, Protocol
@@ -33,7 +34,7 @@ from edge.api.models import (
     TriggerResponse,
 )
 from edge.api.technician import Desk, install_technician
-from edge.api.uploads import ImageRejected, UploadStore, check_image, sanitize_filename
+from edge.api.uploads import ImageRejected, Upload, UploadStore, check_image, sanitize_filename
 from edge.config.root import AppConfig
 from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, UploadResponse
 from edge.errors import SessionFailedError, TriggerRefusedError
@@ -48,6 +49,9 @@ logger = logging.getLogger(__name__)
 # Multipart framing around the file (boundaries, part headers, the section and imei fields).
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_URL_SHOWN = 120
+# An upload waits this long for a decode slot before it is refused; a client retries after Retry-After.
+DECODE_WAIT_S = 2.0
+DECODE_RETRY_AFTER_S = 2
 SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 REFUSAL_STATUS = {"invalid_imei": 400, "busy": 409, "stopping": 503, "disk_low": 507}
 # /healthz component -> the StatusBoard key it shows.
@@ -100,6 +104,8 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     max_upload = int(api.max_upload_mb * 1_000_000)
     max_pixels = int(api.max_upload_megapixels * 1_000_000)
     max_json = api.max_json_kb * 1024
+    # Bounds the memory of uploads: only this many bodies are in memory and decoded at once.
+    decode_slots = threading.BoundedSemaphore(api.max_concurrent_decodes)
     metrics.read_state_from(booth.store, booth.status)
     images_root = booth.store.images_root.resolve()
 
@@ -157,7 +163,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     @app.post(
         "/api/upload",
         response_model=UploadResponse,
-        responses=error_responses(400, 413, 422, 500, 507),
+        responses=error_responses(400, 413, 422, 500, 503, 507),
         summary="Upload one image; answers the URL to name in /api/process",
         tags=["contract"],
     )
@@ -168,6 +174,29 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     ) -> UploadResponse:
         section = checked_section(section)
         device = checked_imei(imei) if imei else None
+        if not decode_slots.acquire(timeout=DECODE_WAIT_S):
+            raise ApiError(
+                503,
+                f"Booth busy: {api.max_concurrent_decodes} uploads are being checked; try again shortly",
+                {"Retry-After": str(DECODE_RETRY_AFTER_S)},
+            )
+        try:
+            stored = store_upload(image, section, device)
+        finally:
+            decode_slots.release()
+        metrics.uploads.inc()
+        metrics.upload_bytes.inc(stored.size)
+        logger.info(
+            "upload %s (%d bytes) for %s",
+            stored.path.rsplit("/", 1)[-1],
+            stored.size,
+            mask_imei(device) if device else "no imei",
+        )
+        url = booth.image_url(stored.path)
+        return UploadResponse(url=url, path=stored.path, size=stored.size, section=stored.section)
+
+    def store_upload(image: UploadFile, section: str, device: str | None) -> Upload:
+        """Read, check and store one upload (in a decode slot: the body and its decode are in memory)."""
         data = image.file.read(max_upload + 1)
         if len(data) > max_upload:
             raise ApiError(413, f"Image too large: at most {api.max_upload_mb:g} MB")
@@ -181,21 +210,11 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
         if problem is not None:
             raise ApiError(507, f"Not enough disk for the upload: booth {problem}")
         try:
-            stored = uploads.save(data, section, device, name)
+            return uploads.save(data, section, device, name)
         except Exception as exc:
             if disk_full(exc):
                 raise ApiError(507, "Not enough disk for the upload: booth disk is full") from None
             raise
-        metrics.uploads.inc()
-        metrics.upload_bytes.inc(stored.size)
-        logger.info(
-            "upload %s (%d bytes) for %s",
-            stored.path.rsplit("/", 1)[-1],
-            stored.size,
-            mask_imei(device) if device else "no imei",
-        )
-        url = booth.image_url(stored.path)
-        return UploadResponse(url=url, path=stored.path, size=stored.size, section=stored.section)
 
     @app.post(
         "/api/process",

@@ -26,6 +26,13 @@ class ApiConfig(BaseModel):
     max_upload_megapixels: float = Field(
         default=64.0, gt=0, le=400, description="largest image size in pixels /api/upload decodes (413)"
     )
+    max_concurrent_decodes: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="uploads read, checked and stored at once (each holds up to max_upload_mb of body and about "
+        "max_upload_megapixels MB decoded); the rest wait a moment, then get 503 with Retry-After",
+    )
     max_json_kb: int = Field(
         default=256, ge=4, le=16384, description="largest JSON body any route takes (413)"
     )
