@@ -15,7 +15,7 @@ import pytest
 
 from bench import chaos
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(900)]  # the one run is set up inside the first test
 FORM = chaos.Form()
 
 
