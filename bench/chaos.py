@@ -923,7 +923,10 @@ def finish_accounting(booth: Booth, sim: CloudSimProcess, results: Results, repo
     report.lost = [s for s in report.triggered if not counts[s]]
     report.mqtt_duplicates = sum(max(0, counts[s] - 1) for s in sessions)
     copies = sim.stats().get("sessions_by_imei", {})
-    report.cloud_duplicates = sum(max(0, n - 1) for n in copies.values())
+    # Two booth sessions of one IMEI (a duplicate request_id, a retained trigger) are two cloud sessions.
+    mirrored = Counter(dict(ro_query(booth.db, "SELECT s.imei, COUNT(*) FROM cloud_sessions c JOIN sessions s "
+                                               "ON s.id = c.session_id WHERE c.state = 'done' GROUP BY s.imei")))
+    report.cloud_duplicates = sum(max(0, n - mirrored[i]) for i, n in copies.items())
     sends = ro_query(booth.db, "SELECT COALESCE(SUM(MAX(process_sends - 1, 0)), 0) FROM cloud_sessions")
     report.cloud_process_sends_counted = int(sends[0][0])
     files, rows, stale = spool_consistency(booth.state)
