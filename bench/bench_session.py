@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import queue
 import socket
 import statistics
 import subprocess
@@ -37,8 +38,8 @@ if str(REPO) not in sys.path:
 
 import httpx  # noqa: E402
 
-from bench.chaos import KEY, PREFIX, Booth, RssWatch, wait_until  # noqa: E402
-from tests.booth_support import free_port, render_booth_images  # noqa: E402
+from bench.chaos import KEY, PREFIX, Booth, RssWatch  # noqa: E402
+from tests.booth_support import free_port, render_booth_images, wait_for  # noqa: E402
 from tests.cloudsim_support import imei  # noqa: E402
 from tests.mosquitto_broker import Collector, MosquittoBroker  # noqa: E402
 
@@ -158,7 +159,11 @@ def shaped_namespace() -> Iterator[str]:
 
 
 class ThrottleProxy:
-    """Fallback: a loopback TCP proxy that delays each direction 20 ms and paces uploads at 10 Mbit/s."""
+    """Fallback: a loopback TCP proxy, a delay line of 20 ms each way, uploads paced at 10 Mbit/s.
+
+    Each direction has a reader that stamps every chunk on arrival and a writer that sends it at
+    arrival + delay, never faster than the rate: data in flight is pipelined as on a real link.
+    """
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -173,16 +178,35 @@ class ThrottleProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            threading.Thread(target=self._pipe, args=(client, upstream, 10e6 / 8), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, None), daemon=True).start()
+            self._direction(client, upstream, 10e6 / 8)
+            self._direction(upstream, client, None)
 
-    def _pipe(self, source: socket.socket, sink: socket.socket, bytes_per_s: float | None) -> None:
+    def _direction(self, source: socket.socket, sink: socket.socket, bytes_per_s: float | None) -> None:
+        line: queue.Queue[tuple[float, bytes]] = queue.Queue()
+        threading.Thread(target=self._read, args=(source, line), daemon=True).start()
+        threading.Thread(target=self._write, args=(line, sink, bytes_per_s), daemon=True).start()
+
+    @staticmethod
+    def _read(source: socket.socket, line: queue.Queue[tuple[float, bytes]]) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(16384):
-                time.sleep(ONE_WAY_DELAY_MS / 1000 + (len(data) / bytes_per_s if bytes_per_s else 0))
-                sink.sendall(data)
+                line.put((time.monotonic(), data))
+        line.put((time.monotonic(), b""))
+
+    @staticmethod
+    def _write(line: queue.Queue[tuple[float, bytes]], sink: socket.socket, bytes_per_s: float | None) -> None:
+        free_at = 0.0  # when the paced link can take the next byte
         with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
+            while True:
+                arrived, data = line.get()
+                due = max(arrived + ONE_WAY_DELAY_MS / 1000, free_at)
+                time.sleep(max(0.0, due - time.monotonic()))
+                if not data:
+                    sink.shutdown(socket.SHUT_WR)
+                    return
+                sink.sendall(data)
+                if bytes_per_s:
+                    free_at = max(due, time.monotonic()) + len(data) / bytes_per_s
 
     def close(self) -> None:
         self.server.close()
@@ -203,7 +227,7 @@ def cloud_sim(folder: Path, host: str, namespace: str | None) -> tuple[subproces
             return httpx.get(f"{base}/_sim/stats", timeout=5).status_code == 200
         return False
 
-    wait_until(up, 60, "cloud simulator")
+    wait_for(up, 60)
     return proc, base
 
 

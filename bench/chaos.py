@@ -44,7 +44,7 @@ import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from tests.booth_support import DaemonProcess, free_port, render_booth_images, write_config  # noqa: E402
+from tests.booth_support import DaemonProcess, free_port, render_booth_images, wait_for, write_config  # noqa: E402
 from tests.cloudsim_support import imei  # noqa: E402
 from tests.mosquitto_broker import Collector, MosquittoBroker  # noqa: E402
 
@@ -52,7 +52,7 @@ KEY = "chaos-key"
 BOOTH = "test-booth"
 PREFIX = f"vision-grader/{BOOTH}"
 TERMINAL = ("graded", "retake", "failed")
-PHASES = ("trigger", "capture", "grading", "publish")
+PHASES = ("trigger", "capture", "grading", "overlays", "publish")
 UNIT_MEMORY_MAX_MB = 1024  # systemd/edge-grader.service MemoryMax=1G
 MAX_PIXELS = 64_000_000
 FULL_DISK_TAG = "full disk: "
@@ -61,8 +61,8 @@ INSUFFICIENT_STORAGE = 507  # the contract's answer for a full disk: not counted
 
 @dataclass(frozen=True)
 class Form:
-    sessions: int = 10
-    kills: int = 8
+    sessions: int = 12
+    kills: int = 10
     outage_s: float = 10.0
     backlog: int = 6
     disk_delays_s: tuple[float, ...] = (0.0, 0.15)
@@ -75,7 +75,7 @@ class Form:
 
 FULL = Form(
     sessions=100,
-    kills=24,
+    kills=25,
     outage_s=120.0,
     backlog=15,
     disk_delays_s=(0.0, 0.05, 0.1, 0.2, 0.4, 0.8),
@@ -195,7 +195,7 @@ class CloudSimProcess:
                  "--storage", str(self.storage)],
                 stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
             )
-        wait_until(lambda: self._try(lambda: self.stats() is not None), 60, "cloud simulator start")
+        wait_for(lambda: self._try(lambda: self.stats() is not None), 60)
         return self
 
     def _try(self, probe: Callable[[], bool]) -> bool:
@@ -247,18 +247,8 @@ class RssWatch:
         self._thread.join(5)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"{what}: not within {timeout:g} s")
-
-
 def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Like wait_until, but answers the last (falsy) value instead of raising."""
+    """Like wait_for, but answers the last (falsy) value instead of raising."""
     deadline = time.monotonic() + timeout
     value = predicate()
     while not value and time.monotonic() < deadline:
@@ -303,7 +293,7 @@ class Booth:
         self.daemon = DaemonProcess(self.config).start()
         assert self.daemon.proc is not None
         self.rss.pid = self.daemon.proc.pid
-        wait_until(self.healthy, 120, "daemon /healthz")
+        wait_for(self.healthy, 120)
         return time.monotonic() - started
 
     def healthy(self) -> bool:
@@ -345,7 +335,7 @@ class Booth:
                 return None
             raise RuntimeError(f"trigger refused: {answer.status_code} {answer.text}")
 
-        return wait_until(attempt, timeout, "booth free for a trigger", interval=0.1)
+        return wait_for(attempt, timeout, interval=0.1)
 
     def status(self, session_id: str) -> str | None:
         rows = ro_query(self.db, "SELECT status FROM sessions WHERE id = ?", (session_id,))
@@ -450,6 +440,11 @@ class Results:
 # -- scenarios ----------------------------------------------------------------------------------------------
 
 
+def overlay_rows(booth: Booth, session_id: str) -> int:
+    query = "SELECT COUNT(*) FROM images WHERE session_id = ? AND kind = 'overlay'"
+    return int(ro_query(booth.db, query, (session_id,))[0][0])
+
+
 def phase_of(booth: Booth, session_id: str, results: Results) -> str:
     status = booth.status(session_id)
     if status in (None, "capturing") and not ro_query(
@@ -459,17 +454,20 @@ def phase_of(booth: Booth, session_id: str, results: Results) -> str:
     if status in ("capturing", "captured"):
         return "capture"
     if status == "grading":
-        return "grading"
+        return "overlays" if overlay_rows(booth, session_id) else "grading"
     return "publish" if not results.counts()[session_id] else "after publish"
 
 
 def kill_at(booth: Booth, session_id: str, phase: str, results: Results) -> str:
     """SIGKILL the daemon once the session reaches ``phase`` (or as soon as it passed it)."""
     if phase != "trigger":
-        wanted = {"capture": ("capturing", "captured"), "grading": ("grading",), "publish": TERMINAL}[phase]
+        wanted = {"capture": ("capturing", "captured"), "grading": ("grading",), "overlays": ("grading",),
+                  "publish": TERMINAL}[phase]
 
         def reached() -> bool:
             status = booth.status(session_id)
+            if phase == "overlays":  # overlays stored, the result not yet committed
+                return status in TERMINAL or (status == "grading" and overlay_rows(booth, session_id) > 0)
             if phase == "capture":
                 return status in wanted and bool(
                     ro_query(booth.db, "SELECT 1 FROM images WHERE session_id = ?", (session_id,)))
@@ -900,7 +898,7 @@ def run_trigger_wait(root: Path, images: Path, rss: RssWatch, report: Report) ->
         cli = subprocess.Popen(
             [sys.executable, "-m", "edge.cli", "trigger", "--imei", imei(9500), "--wait", "--config",
              str(booth.config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-        session = wait_until(lambda: ro_query(booth.db, "SELECT id FROM sessions"), 60, "session row")[0][0]
+        session = wait_for(lambda: ro_query(booth.db, "SELECT id FROM sessions"), 60)[0][0]
         poll(lambda: ro_query(booth.db, "SELECT 1 FROM images"), 30)
         booth.kill()
         out, err = cli.communicate(timeout=120)
