@@ -52,6 +52,13 @@ def test_outage_backlog_drains_in_the_order_it_was_produced(report: chaos.Report
     assert report.outage_order_ok
 
 
+def test_slow_cloud_resends_back_off_and_every_cloud_copy_is_counted(report: chaos.Report) -> None:
+    # Issue 12 item 3 as seen from outside: timeouts back off and each resend is counted. Not covered
+    # here: a read timeout scaled to the request, and a cap on resends of one process call.
+    assert report.slow_cloud["ok"], report.slow_cloud["summary"]
+    assert report.cloud_duplicates <= report.cloud_process_sends_counted
+
+
 def test_dropping_cloud_still_mirrors_the_session(report: chaos.Report) -> None:
     assert report.drop_cloud["ok"], report.drop_cloud
 
@@ -99,11 +106,6 @@ def test_full_disk_at_every_phase_ends_the_session_and_the_booth_recovers(report
 def test_uploads_on_a_full_disk_answer_507(report: chaos.Report) -> None:
     needs_tmpfs(report)
     assert report.disk_uploads["ok"], report.disk_uploads
-
-
-@pytest.mark.xfail(strict=True, reason="issue 12 item 3: a slow cloud gets many process calls, no backoff")
-def test_slow_cloud_gets_few_process_calls_with_growing_gaps(report: chaos.Report) -> None:
-    assert report.slow_cloud["ok"], report.slow_cloud["summary"]
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12 item 4: a kill during a backlog flush re-sends most of it")
