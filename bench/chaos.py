@@ -116,6 +116,7 @@ class Report:
     uploads: dict[str, Any] = field(default_factory=dict)
     trigger_wait: dict[str, Any] = field(default_factory=dict)
     step_errors: dict[str, str] = field(default_factory=dict)
+    overlay_kill_session: str | None = None
     elapsed_s: float = 0.0
 
     def invariants(self) -> list[tuple[str, str, bool]]:
@@ -493,6 +494,21 @@ def run_kills(booth: Booth, results: Results, form: Form, report: Report, rng: r
             booth.start()
         else:
             booth.wait_terminal(session_id)
+    directed_overlay_kill(booth, results, report)
+
+
+def directed_overlay_kill(booth: Booth, results: Results, report: Report, attempts: int = 6) -> None:
+    """Kill between the stored overlays and the committed result, retried until a kill lands there."""
+    for attempt in range(attempts):
+        session_id = booth.trigger(imei(1500 + attempt))
+        report.triggered.append(session_id)
+        hit = kill_at(booth, session_id, "overlays", results)
+        report.kills.append((hit, integrity(booth.db)))
+        booth.start()
+        if hit == "overlays":
+            report.overlay_kill_session = session_id
+            booth.wait_terminal(session_id)
+            return
 
 
 def run_outage(broker: MosquittoBroker, sim: CloudSimProcess, booth: Booth, results: Results, form: Form,
@@ -723,6 +739,17 @@ def settle(booth: Booth, session_ids: list[str]) -> None:
         booth.wait_terminal(session_id)
 
 
+def ask_while_busy(commander: Commander, body: bytes, request_id: str, attempts: int = 50) -> dict[str, Any] | None:
+    """Ask again while the booth answers busy (it frees itself just after a session's result is stored)."""
+    answer = None
+    for _ in range(attempts):
+        answer = commander.ask(body, request_id)
+        if not answer or answer.get("code") != "busy":
+            return answer
+        time.sleep(0.2)
+    return answer
+
+
 def mqtt_hostile(booth: Booth, commander: Commander) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     # A retained trigger must not start a new session on every reconnect.
@@ -735,9 +762,9 @@ def mqtt_hostile(booth: Booth, commander: Commander) -> dict[str, dict[str, Any]
     retained = sessions_with_request_id(booth, "retained-1")
     settle(booth, retained)
     out["mqtt retained trigger"] = {"sessions": len(retained), "ok": len(retained) <= 1}
-    # The same request_id twice: one session.
+    # The same request_id twice, the booth idle both times: one session.
     for _ in range(2):
-        commander.ask(json.dumps({"imei": imei(9010), "request_id": "dup-mqtt"}).encode(), "dup-mqtt")
+        ask_while_busy(commander, json.dumps({"imei": imei(9010), "request_id": "dup-mqtt"}).encode(), "dup-mqtt")
         settle(booth, sessions_with_request_id(booth, "dup-mqtt"))
     dup = sessions_with_request_id(booth, "dup-mqtt")
     out["mqtt duplicate request_id"] = {"sessions": len(dup), "ok": len(dup) == 1}

@@ -43,7 +43,8 @@ def test_no_session_is_lost_across_kills_outage_and_faults(report: chaos.Report)
 
 
 def test_integrity_check_is_ok_after_every_kill(report: chaos.Report) -> None:
-    assert len(report.kills) == FORM.kills + 1  # the random ones and the one during the backlog flush
+    # The random ones, the directed one(s) after the overlays, the one during the backlog flush.
+    assert len(report.kills) >= FORM.kills + 2
     assert [integrity for _, integrity in report.kills] == ["ok"] * len(report.kills)
 
 
@@ -136,6 +137,12 @@ def test_mqtt_trigger_edge_cases(report: chaos.Report, case: str) -> None:
 def test_concurrent_maximal_uploads_stay_under_the_memory_limit(report: chaos.Report) -> None:
     assert report.uploads["count"] == 16
     assert report.peak_rss_mb < chaos.UNIT_MEMORY_MAX_MB
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12 item 7: a kill after the overlays are stored leaves stale ones")
+def test_kill_after_the_overlays_leaves_no_stale_overlay(report: chaos.Report) -> None:
+    assert report.overlay_kill_session is not None, "no kill landed between the overlays and the result"
+    assert report.overlay_kill_session not in report.stale_overlays
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12 item 8: trigger --wait dies with a traceback, no session id")
