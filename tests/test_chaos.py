@@ -111,6 +111,9 @@ def test_uploads_on_a_full_disk_answer_507(report: chaos.Report) -> None:
 
 @pytest.mark.xfail(strict=True, reason="issue 12 item 4: a kill during a backlog flush re-sends most of it")
 def test_kill_during_backlog_flush_resends_at_most_one(report: chaos.Report) -> None:
+    if not report.backlog_kill_mid_flush:
+        pytest.skip("the kill landed after the flush was recorded: this run cannot judge it")
+    assert report.backlog_unrecorded <= 1  # only the result in flight may lack its recorded PUBACK
     assert report.backlog_messages <= report.backlog_sessions + 1
 
 
@@ -141,7 +144,8 @@ def test_concurrent_maximal_uploads_stay_under_the_memory_limit(report: chaos.Re
 
 @pytest.mark.xfail(strict=True, reason="issue 12 item 7: a kill after the overlays are stored leaves stale ones")
 def test_kill_after_the_overlays_leaves_no_stale_overlay(report: chaos.Report) -> None:
-    assert report.overlay_kill_session is not None, "no kill landed between the overlays and the result"
+    if report.overlay_kill_session is None:
+        pytest.skip("no kill landed between the stored overlays and the result in this run")
     assert report.overlay_kill_session not in report.stale_overlays
 
 
