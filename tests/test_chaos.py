@@ -111,7 +111,7 @@ def test_uploads_on_a_full_disk_answer_507(report: chaos.Report) -> None:
 
 @pytest.mark.xfail(strict=True, reason="issue 12 item 4: a kill during a backlog flush re-sends most of it")
 def test_kill_during_backlog_flush_resends_at_most_one(report: chaos.Report) -> None:
-    if not report.backlog_kill_mid_flush:
+    if not report.backlog_kill_mid_flush and report.backlog_messages <= report.backlog_sessions + 1:
         pytest.skip("the kill landed after the flush was recorded: this run cannot judge it")
     assert report.backlog_unrecorded <= 1  # only the result in flight may lack its recorded PUBACK
     assert report.backlog_messages <= report.backlog_sessions + 1
