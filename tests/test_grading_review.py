@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from edge.config.model import GradingConfig, ModelConfig
 from edge.grade import Grader
+from edge.synth import render_scene
 from tests.test_grading_pipeline import cracked_photos
 
 # int8 probabilities never reach this, so every crack is weak evidence.
@@ -15,6 +17,18 @@ ABOVE_ANY_PROBABILITY = 0.9999
 @pytest.fixture(scope="module")
 def grader() -> Grader:
     return Grader(ModelConfig(threads=2), GradingConfig())
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5, 6])
+def test_lit_screen_content_on_an_intact_phone_is_no_crack(grader: Grader, seed: int) -> None:
+    # Wallpapers with hard edges, app icons, text and a clock: all sharp lines, none of them damage.
+    kw = {"fill": 0.8, "blur_sigma": 0.0, "exposure": 1.0, "jpeg_quality": 90, "colour": "black"}
+    r = render_scene(np.random.default_rng([8, seed]), 1920, 1080, face="front", defects={}, screen_on=True, **kw)  # type: ignore[arg-type]
+    result = grader.grade([("front", r.jpeg)])
+    front = result.analysis["front"]
+    assert result.status == "graded", result.reason
+    assert [d for d in front.defects if d.kind == "crack"] == []
+    assert result.grade in ("A", "B"), front.defects
 
 
 def test_crack_on_weak_evidence_goes_to_review_with_a_provisional_grade() -> None:

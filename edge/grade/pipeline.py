@@ -21,7 +21,7 @@ from edge.grade.locate import Location, canonical_transform, locate
 from edge.grade.overlay import render_overlay
 from edge.grade.quality import check_device, check_frame
 from edge.grade.runtime import Runtime
-from edge.grade.scale import device_grade, face_grade
+from edge.grade.scale import device_grade, face_grade, shattered
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +125,15 @@ class Grader:
         analysis = {section: self._section(section, group) for section, group in shots.items()}
         retakes = {s: a.reason for s, a in analysis.items() if a.status == "retake"}
         cracks = [(s, d) for s, a in analysis.items() for d in a.defects if d.kind == "crack"]
-        # One crack on strong evidence settles that the glass is broken; only when every crack is
-        # weak is there a doubt to put to a person.
-        doubts = (
-            []
-            if any(d.confidence >= self._crack_confirm for _, d in cracks)
-            else [f"possible crack across {d.place} of {surface_name(s)}, {mm_text(d.length_mm)}: check by eye"
-                  for s, d in cracks]
-        )  # fmt: skip
+        # One crack on strong evidence, or a web of cracks (a shattered face), settles that the
+        # glass is broken; only when every crack is weak and alone is there a doubt for a person.
+        settled = any(d.confidence >= self._crack_confirm for _, d in cracks) or any(
+            shattered(a.defects, self._cfg) for a in analysis.values()
+        )
+        doubts = [] if settled else [
+            f"possible crack across {d.place} of {surface_name(s)}, {mm_text(d.length_mm)}: check by eye"
+            for s, d in cracks
+        ]  # fmt: skip
         grade: Grade | None = None
         provisional: Grade | None = None
         reason: str | None = None
@@ -171,7 +172,9 @@ class Grader:
             crop = cv2.warpAffine(
                 image, to_canon[:2], self._size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
-            reason = reason or check_device(crop, cfg).reason
+            q = loc.quad
+            native_long = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+            reason = reason or check_device(crop, cfg, float(native_long)).reason
         t2 = time.perf_counter()
         return _Prepared(image, dec.scale, loc, to_canon, crop, reason, (t1 - t0) * 1000, (t2 - t1) * 1000)
 

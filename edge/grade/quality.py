@@ -30,13 +30,19 @@ def check_frame(image: np.ndarray, cfg: GradingConfig) -> str | None:
     return None
 
 
-def sharpness(crop: np.ndarray) -> float:
+def sharpness(crop: np.ndarray, native_long_px: float | None = None) -> float:
     """Variance of the Laplacian on the device's strongest edges, relative to their gradient energy.
 
     Measured at one fixed size after a light blur, so neither sensor noise (which inflates a plain
     Laplacian variance) nor edge contrast (a black phone on dark felt) moves it: only edge width.
+    A device the photo shows smaller than that size (``native_long_px``, its long side in the
+    photo) is measured at its own size: upscaling widens every edge, and that blur is ours, not
+    the camera's.
     """
-    small = cv2.resize(crop, _SHARPNESS_SIZE, interpolation=cv2.INTER_AREA)
+    w, h = _SHARPNESS_SIZE
+    k = min(1.0, native_long_px / h) if native_long_px else 1.0
+    size = (max(32, round(w * k)), max(64, round(h * k)))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), 1.0)
     lap = cv2.Laplacian(gray, cv2.CV_32F)
     mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
@@ -45,8 +51,8 @@ def sharpness(crop: np.ndarray) -> float:
     return 1000.0 * float(lap[edges].var()) / energy if energy > 1.0 else 0.0
 
 
-def check_device(crop: np.ndarray, cfg: GradingConfig) -> Quality:
-    sharp = sharpness(crop)
+def check_device(crop: np.ndarray, cfg: GradingConfig, native_long_px: float | None = None) -> Quality:
+    sharp = sharpness(crop, native_long_px)
     h, w = crop.shape[:2]
     inner = crop[h // 20 : h - h // 20 : 2, w // 20 : w - w // 20 : 2]
     clipped = float((inner.min(axis=2) >= 250).mean())

@@ -88,7 +88,8 @@ class Answer:
 
     def confirmed_at(self, crack_confirm: float) -> Answer:
         """The answer the pipeline gives with this crack_confirm, from one graded with every crack confirmed."""
-        if self.status != "graded" or not 0 < self.crack_confidence < crack_confirm:
+        # A shattered face (grade E) is settled by its web of cracks, whatever their probability.
+        if self.status != "graded" or self.grade == "E" or not 0 < self.crack_confidence < crack_confirm:
             return self
         return replace(self, status="review")
 
@@ -145,7 +146,9 @@ def pick_crack_confirm(answers: Sequence[Answer]) -> float:
     weaker ones to review. Cost: SEVERE_COST per severe error, 1 per review of a booth-like photo,
     -1 per damaged booth-like photo flagged. Ties go to the lower threshold (fewer reviews).
     """
-    candidates = sorted({round(a.crack_confidence + 0.001, 3) for a in answers if a.crack_confidence} | {0.5})
+    found = {round(a.crack_confidence, 3) for a in answers if a.crack_confidence}
+    # Each confidence seen (cracks at it and above are confirmed), and one above them all.
+    candidates = sorted(found | {round(max(found, default=0.5) + 0.001, 3)})
 
     def cost(t: float) -> float:
         sim = [a.confirmed_at(t) for a in answers]
