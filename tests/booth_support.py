@@ -107,6 +107,8 @@ def render_cracked_booth_images(folder: Path, demo: Path) -> Path:
 
 # Above any int8 probability: every crack found is weak evidence and the session goes to review.
 REVIEW_EVERY_CRACK = "\n[model.thresholds]\ncrack_confirm = 0.9999\n"
+# Below any crack the model reports: every crack is settled and the session is graded.
+CONFIRM_EVERY_CRACK = "\n[model.thresholds]\ncrack_confirm = 0.01\n"
 
 
 def api_base(config: Path) -> str:

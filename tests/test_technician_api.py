@@ -12,13 +12,13 @@ from edge.api.server import ApiServer
 from edge.config.load import load_config
 from edge.contract import KEY_NOT_FOUND
 from edge.daemon.wiring import build
-from tests.booth_support import VALID_IMEI, DaemonProcess, api_base, free_port, write_config
+from tests.booth_support import CONFIRM_EVERY_CRACK, VALID_IMEI, DaemonProcess, api_base, free_port, write_config
 
 KEY = {"X-Booth-Key": "test-key"}
 
 
 def test_technician_routes_need_the_key_and_act_on_the_running_booth(tmp_path: Path, booth_images: Path) -> None:
-    config = write_config(tmp_path / "cfg", booth_images)
+    config = write_config(tmp_path / "cfg", booth_images, extra=CONFIRM_EVERY_CRACK)
     daemon = DaemonProcess(config).start()
     try:
         daemon.wait_ready()
