@@ -51,6 +51,12 @@ def test_review_session_is_published_served_and_counted(tmp_path: Path, cracked_
             metrics = httpx.get(f"{base}/metrics", timeout=30).text
             assert 'edge_grader_sessions_stored{status="review"} 1.0' in metrics
             assert 'edge_grader_sessions_finished_total{outcome="review",source="http"} 1.0' in metrics
+
+            # The CLI's wait says the same of a second session on the same photos.
+            waited = daemon.cli("trigger", "--imei", VALID_IMEI, "--wait")
+            answer = json.loads(waited.stdout)
+            assert (answer["status"], answer["grade"]) == ("review", None)
+            assert answer["provisional_grade"] == payload["provisional_grade"]
         finally:
             daemon.stop()
             collector.close()

@@ -144,6 +144,7 @@ class ControlSocket:
                     "sessionId": record.id,
                     "status": record.status,
                     "grade": record.grade,
+                    "provisional_grade": record.provisional_grade,
                     "reason": record.reason,
                     "result": record.result,
                 }
