@@ -44,6 +44,7 @@ import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from edge.statuses import FINAL  # noqa: E402
 from tests.booth_support import DaemonProcess, free_port, render_booth_images, wait_for, write_config  # noqa: E402
 from tests.cloudsim_support import imei  # noqa: E402
 from tests.mosquitto_broker import Collector, MosquittoBroker  # noqa: E402
@@ -51,7 +52,8 @@ from tests.mosquitto_broker import Collector, MosquittoBroker  # noqa: E402
 KEY = "chaos-key"
 BOOTH = "test-booth"
 PREFIX = f"vision-grader/{BOOTH}"
-TERMINAL = ("graded", "retake", "failed")
+TERMINAL = FINAL  # review included: the session has ended, a technician decides its grade
+RAN = FINAL - {"failed"}  # a session that ran to its end
 PHASES = ("trigger", "capture", "grading", "overlays", "publish")
 UNIT_MEMORY_MAX_MB = 1024  # systemd/edge-grader.service MemoryMax=1G
 MAX_PIXELS = 64_000_000
@@ -59,6 +61,7 @@ FULL_DISK_TAG = "full disk: "
 READ_TIMEOUT_S = 4.0  # the booth's cloud read timeout here (default 30 s): several timeouts fit in a window
 SLOW_CLOUD_DELAY_S = 6.0  # the slow cloud answers process after this: longer than the read timeout
 INSUFFICIENT_STORAGE = 507  # the contract's answer for a full disk: not counted as a server error
+BUSY_RETRIES = 3  # an upload answered busy (503 + Retry-After) is sent again at most this often
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class Report:
     orphan_rows: list[str] = field(default_factory=list)
     stale_overlays: list[str] = field(default_factory=list)
     server_errors: list[str] = field(default_factory=list)
+    busy_answers: int = 0
     peak_rss_mb: float = 0.0
     drain_s: float = 0.0
     outage_order_ok: bool = True
@@ -144,6 +148,7 @@ class Report:
             ("orphan rows", str(len(self.orphan_rows)), not self.orphan_rows),
             ("stale overlays", str(len(self.stale_overlays)), not self.stale_overlays),
             ("5xx answers", str(len(self.server_errors)), not self.server_errors),
+            ("busy answers (503 + Retry-After), retried", str(self.busy_answers), True),
             (f"peak RSS < {UNIT_MEMORY_MAX_MB} MB", f"{self.peak_rss_mb:.0f} MB",
              self.peak_rss_mb < UNIT_MEMORY_MAX_MB),
             ("outage drained in order", f"{self.drain_s:.1f} s", self.outage_order_ok),
@@ -293,6 +298,7 @@ class Booth:
         self.daemon: DaemonProcess | None = None
         self.http = httpx.Client(base_url=self.base, timeout=60)
         self.server_errors: list[str] = []
+        self.busy_answers = 0
 
     def start(self) -> float:
         """Start the daemon; seconds until /healthz answers."""
@@ -326,9 +332,15 @@ class Booth:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         answer = self.http.request(method, path, **kwargs)
-        if answer.status_code >= 500 and answer.status_code != INSUFFICIENT_STORAGE:
-            self.server_errors.append(f"{method} {path} -> {answer.status_code} {answer.text[:120]}")
+        self.judge(f"{method} {path}", answer)
         return answer
+
+    def judge(self, what: str, answer: httpx.Response) -> None:
+        """Count a busy answer apart; note any other 5xx but the full disk's 507."""
+        if is_busy(answer):
+            self.busy_answers += 1
+        elif answer.status_code >= 500 and answer.status_code != INSUFFICIENT_STORAGE:
+            self.server_errors.append(f"{what} -> {answer.status_code} {answer.text[:120]}")
 
     def trigger(self, imei_: str, request_id: str | None = None, timeout: float = 120) -> str:
         """POST /api/sessions, waiting while the booth is busy; the session id."""
@@ -354,9 +366,18 @@ class Booth:
         return self.status(session_id) if status else f"stuck:{self.status(session_id)}"
 
     def outbox_depths(self) -> tuple[int, int]:
-        mqtt_rows = ro_query(self.db, "SELECT COUNT(*) FROM mqtt_outbox WHERE delivered_at IS NULL")[0][0]
-        cloud_rows = ro_query(self.db, "SELECT COUNT(*) FROM cloud_sessions WHERE state = 'pending'")[0][0]
-        return int(mqtt_rows), int(cloud_rows)
+        rows = dict(ro_query(self.db, "SELECT channel, COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY channel"))
+        return int(rows.get("mqtt", 0)), int(rows.get("cloud", 0))
+
+
+def is_busy(answer: httpx.Response) -> bool:
+    """The booth saying busy in the contract's form: 503, Retry-After, an error body. A client retries it."""
+    if answer.status_code != 503 or "retry-after" not in answer.headers:
+        return False
+    try:
+        return "error" in answer.json()
+    except ValueError:
+        return False
 
 
 # -- the checks on what is stored ------------------------------------------------------------------------------
@@ -556,9 +577,9 @@ def judge_flush_kill(booth: Booth, results: Results, backlog: list[str], report:
         settled = len(results.arrivals())
         time.sleep(0.5)
     received = {s for s in backlog if results.counts()[s]}
-    topics = {f"{PREFIX}/sessions/{s}": s for s in backlog}
-    rows = ro_query(booth.db, "SELECT topic FROM mqtt_outbox WHERE delivered_at IS NULL")
-    undelivered = {topics[t] for (t,) in rows if t in topics}
+    rows = ro_query(booth.db, "SELECT session_id FROM outbox WHERE channel = 'mqtt' AND kind = 'result'"
+                              " AND state = 'pending'")
+    undelivered = {s for (s,) in rows} & set(backlog)
     report.backlog_kill_mid_flush = bool(received) and bool(undelivered)
     report.backlog_unrecorded = len(received & undelivered)
 
@@ -637,7 +658,7 @@ def one_full_disk_session(booth: Booth, mount: Path, delay: float, series: int, 
         "delay_s": delay, "first": first, "health": health.get("status"),
         "activity": health.get("components", {}).get("activity"),
         "next_trigger": answer.status_code, "next": second,
-        "recovered": first in TERMINAL and second in ("graded", "retake"),
+        "recovered": first in TERMINAL and second in RAN,
     }
 
 
@@ -695,7 +716,7 @@ def run_slow_cloud(sim: CloudSimProcess, booth: Booth, form: Form, report: Repor
     backing_off = all(b >= a - 0.2 for a, b in itertools.pairwise(pauses))  # 0.2 s: the sampling step
     poll(lambda: sim.stats().get("sessions_by_imei", {}).get(the_imei, 0) >= len(sends), SLOW_CLOUD_DELAY_S + 5)
     copies = sim.stats().get("sessions_by_imei", {}).get(the_imei, 0)
-    counted = ro_query(booth.db, "SELECT process_sends FROM cloud_sessions WHERE session_id = ?", (session_id,))
+    counted = ro_query(booth.db, "SELECT sends FROM outbox WHERE channel = 'cloud' AND session_id = ?", (session_id,))
     counted_sends = int(counted[0][0]) if counted else 0
     report.slow_cloud = {
         "sends": sends, "pauses": pauses, "copies": copies, "counted_sends": counted_sends,
@@ -712,7 +733,7 @@ def run_drop_cloud(sim: CloudSimProcess, booth: Booth, report: Report) -> None:
     session_id = booth.trigger(the_imei)
     report.triggered.append(session_id)
     booth.wait_terminal(session_id)
-    mirrored = poll(lambda: ro_query(booth.db, "SELECT state FROM cloud_sessions WHERE session_id = ?",
+    mirrored = poll(lambda: ro_query(booth.db, "SELECT state FROM outbox WHERE channel = 'cloud' AND session_id = ?",
                                      (session_id,)) == [("done",)], 120, interval=0.2)
     copies = sim.stats().get("sessions_by_imei", {}).get(the_imei, 0)
     report.drop_cloud = {"summary": f"mirrored={bool(mirrored)}, cloud copies {copies}", "ok": bool(mirrored)}
@@ -773,18 +794,25 @@ def ask_while_busy(commander: Commander, body: bytes, request_id: str, attempts:
     return answer
 
 
+def invalid_request(answer: dict[str, Any] | None) -> bool:
+    return bool(answer and "error" in answer and answer.get("code") == "invalid_request")
+
+
 def mqtt_hostile(booth: Booth, commander: Commander) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    # A retained trigger must not start a new session on every reconnect.
+    # A retained trigger must not start a new session on every reconnect. The booth's subscription gets the
+    # first copy live, without the retain flag: that one runs. The copy the broker keeps is refused.
     commander.ask(json.dumps({"imei": imei(9000), "request_id": "retained-1"}).encode(), "retained-1", retain=True)
     settle(booth, sessions_with_request_id(booth, "retained-1"))
     booth.stop()
     booth.start()
-    poll(lambda: len(sessions_with_request_id(booth, "retained-1")) > 1, 15, interval=0.1)
+    refused = poll(lambda: any(a.get("code") == "retained" for a in commander.answers("retained-1")), 15,
+                   interval=0.1)
     commander.send(b"", retain=True)  # clear the retained message
     retained = sessions_with_request_id(booth, "retained-1")
     settle(booth, retained)
-    out["mqtt retained trigger"] = {"sessions": len(retained), "ok": len(retained) <= 1}
+    out["mqtt retained trigger"] = {"sessions": len(retained), "refused on reconnect": bool(refused),
+                                    "ok": len(retained) == 1 and bool(refused)}
     # The same request_id twice, the booth idle both times: one session.
     for _ in range(2):
         ask_while_busy(commander, json.dumps({"imei": imei(9010), "request_id": "dup-mqtt"}).encode(), "dup-mqtt")
@@ -794,12 +822,15 @@ def mqtt_hostile(booth: Booth, commander: Commander) -> dict[str, dict[str, Any]
     # An unknown field is refused, as HTTP refuses it (422).
     answer = commander.ask(json.dumps({"imei": imei(9020), "request_id": "unknown", "bogus": 1}).encode(), "unknown")
     settle(booth, sessions_with_request_id(booth, "unknown"))
-    out["mqtt unknown field"] = {"answer": answer, "ok": bool(answer and "error" in answer and "code" in answer)}
-    # JSON nested 2,000 deep (under 4 KB): a clear error answer.
+    out["mqtt unknown field"] = {"answer": answer, "ok": invalid_request(answer)}
+    # JSON nested 2,000 deep (under 4 KB): a clear error answer. A body the booth refuses to parse gives it
+    # no request_id to copy back, so the answer carries request_id null.
     deep = b'{"request_id": "deep", "imei": "' + imei(9030).encode() + b'", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}"
-    answer = commander.ask(deep, "deep")
-    settle(booth, sessions_with_request_id(booth, "deep"))
-    out["mqtt JSON nested 2000 deep"] = {"bytes": len(deep), "answer": answer, "ok": bool(answer and "error" in answer)}
+    answer = commander.ask(deep, None)
+    deep_sessions = sessions_with_request_id(booth, "deep")
+    settle(booth, deep_sessions)
+    out["mqtt JSON nested 2000 deep"] = {"bytes": len(deep), "answer": answer,
+                                         "ok": invalid_request(answer) and not deep_sessions}
     # Bad IMEIs: each refused with the code invalid_imei, nothing stored.
     bad = ["490154203237519", "12345", "4901542032375181", "49015420323751a", "", " 490154203237518"]
     codes = [(commander.ask(json.dumps({"imei": b, "request_id": f"bad-{n}"}).encode(), f"bad-{n}") or {}).get("code")
@@ -923,12 +954,16 @@ def run_uploads(booth: Booth, count: int, report: Report) -> None:
 
     def one(n: int) -> None:
         with httpx.Client(base_url=booth.base, timeout=300) as client:
-            answer = client.post("/api/upload", files={"image": (f"max-{n}.png", png, "image/png")},
-                                 data={"section": "front"})
+            for _ in range(BUSY_RETRIES + 1):
+                answer = client.post("/api/upload", files={"image": (f"max-{n}.png", png, "image/png")},
+                                     data={"section": "front"})
+                with lock:
+                    booth.judge("POST /api/upload (max PNG)", answer)
+                if not is_busy(answer):
+                    break
+                time.sleep(float(answer.headers["retry-after"]))  # the wait the booth asks for
         with lock:
             statuses.append(answer.status_code)
-            if answer.status_code >= 500:
-                booth.server_errors.append(f"POST /api/upload (max PNG) -> {answer.status_code}")
 
     threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
     before = booth.rss.peak_mb
@@ -980,10 +1015,11 @@ def finish_accounting(booth: Booth, sim: CloudSimProcess, results: Results, repo
     report.mqtt_duplicates = sum(max(0, counts[s] - 1) for s in sessions)
     copies = sim.stats().get("sessions_by_imei", {})
     # Two booth sessions of one IMEI (a duplicate request_id, a retained trigger) are two cloud sessions.
-    mirrored = Counter(dict(ro_query(booth.db, "SELECT s.imei, COUNT(*) FROM cloud_sessions c JOIN sessions s "
-                                               "ON s.id = c.session_id WHERE c.state = 'done' GROUP BY s.imei")))
+    mirrored = Counter(dict(ro_query(booth.db, "SELECT s.imei, COUNT(*) FROM outbox o JOIN sessions s "
+                                               "ON s.id = o.session_id WHERE o.channel = 'cloud' AND o.state = 'done' "
+                                               "GROUP BY s.imei")))
     report.cloud_duplicates = sum(max(0, n - mirrored[i]) for i, n in copies.items())
-    sends = ro_query(booth.db, "SELECT COALESCE(SUM(MAX(process_sends - 1, 0)), 0) FROM cloud_sessions")
+    sends = ro_query(booth.db, "SELECT COALESCE(SUM(MAX(sends - 1, 0)), 0) FROM outbox WHERE channel = 'cloud'")
     report.cloud_process_sends_counted = int(sends[0][0])
     files, rows, stale = spool_consistency(booth.state)
     report.orphan_files, report.orphan_rows, report.stale_overlays = files, rows, stale
@@ -1030,6 +1066,7 @@ def run(form: Form, root: Path, log: Callable[[str], None] = print, only: set[st
             log(f"[chaos] {name}: {time.monotonic() - began:.0f} s")
     finally:
         report.server_errors += booth.server_errors
+        report.busy_answers = booth.busy_answers
         rss.sample()
         report.peak_rss_mb = rss.peak_mb
         rss.stop()
