@@ -27,7 +27,6 @@ from edge.api.models import (
     ArmRequest,
     ArmResponse,
     Health,
-    SessionImage,
     SessionPage,
     SessionView,
     TriggerRequest,
@@ -35,6 +34,7 @@ from edge.api.models import (
 )
 from edge.api.technician import Desk, install_technician
 from edge.api.uploads import ImageRejected, Upload, UploadStore, check_image, sanitize_filename
+from edge.api.views import session_view
 from edge.config.root import AppConfig
 from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, UploadResponse
 from edge.errors import SessionFailedError, TriggerRefusedError
@@ -286,44 +286,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
         return started(authorised_imei(body.key, body.imei), "http", body.request_id)
 
     def view(record: SessionRecord) -> SessionView:
-        images = [
-            SessionImage(
-                url=booth.image_url(image.path),
-                section=image.section,
-                shot=image.shot,
-                kind=image.kind,  # type: ignore[arg-type]
-                path=image.path,
-                size=image.size,
-            )
-            for image in booth.store.images(record.id)
-        ]
-        result = None
-        if record.result is not None:
-            try:
-                result = BoothProcessResponse.model_validate(record.result)
-            except ValidationError:
-                logger.error(
-                    "session %s: stored result does not fit the contract; shown without it", record.id
-                )
-        return SessionView(
-            sessionId=record.id,
-            imei=record.imei,
-            source=record.source,
-            request_id=record.request_id,
-            status=record.status,  # type: ignore[arg-type]
-            reason=record.reason,
-            grade=record.grade,
-            provisional_grade=record.provisional_grade,
-            reviewed_by=record.reviewed_by,
-            review_note=record.review_note,
-            reviewed_at=record.reviewed_at,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
-            result=result,
-            cloud=record.cloud,
-            images=images,
-            delivery=desk.delivery(record.id) if desk is not None else {},
-        )
+        return session_view(booth, desk, record)
 
     @app.get(
         "/api/sessions/{session_id}",
