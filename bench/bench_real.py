@@ -1,11 +1,11 @@
 """Grade the labelled real photos and print the table by which the booth is judged.
 
 The folder holds ``labels.csv`` (file,label,booth_like,...) and the photos; its README gives the
-rules that ``edge.train.realphotos.judge`` implements. Every photo is graded alone as section
+rules that ``edge.train.labelled_photos.judge`` implements. Every photo is graded alone as section
 "front". The table is printed for the whole folder and for the held-out part alone (photos that
-never trained the model nor picked a threshold, see ``edge.train.realphotos.split``).
+never trained the model nor picked a threshold, see ``edge.train.labelled_photos.split``).
 
-Run: python bench/bench_real.py --folder PATH/TO/realphotos [--json answers.json] [--threads N]
+Run: python bench/bench_real.py --folder PATH/TO/PHOTOS [--json answers.json] [--threads N]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edge.config.model import GradingConfig, ModelConfig
 from edge.grade import Grader
-from edge.train.realphotos import grade_photos, load_labels, split, table
+from edge.train.labelled_photos import grade_photos, load_labels, split, table
 
 
 def main() -> None:

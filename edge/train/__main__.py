@@ -168,11 +168,11 @@ def measure_real(folder: Path, out: Path) -> None:
     """Pick crack_confirm on real photos and measure the whole pipeline on them (metadata and card).
 
     The threshold is picked on the calibration and MSD training parts of the fixed split; the
-    held-out part only ever reports (``edge.train.realphotos``).
+    held-out part only ever reports (``edge.train.labelled_photos``).
     """
     from edge.config.model import GradingConfig, ModelConfig
     from edge.grade.pipeline import Grader
-    from edge.train.realphotos import grade_photos, load_labels, pick_crack_confirm, split, table
+    from edge.train.labelled_photos import grade_photos, load_labels, pick_crack_confirm, split, table
 
     photos = load_labels(folder)
     parts = split(photos)

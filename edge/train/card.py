@@ -14,7 +14,7 @@ def _real_training(t: dict[str, Any]) -> str:
         return "No real photo was trained on."
     return f"""Real photos, weakly supervised: {t["real_photos"]} photos of the MSD dataset (Mobile phone Screen
 surface Defect dataset, Jian Zhang and Miaoju Ban, Peking University; GPL-3.0), the training part
-of a fixed split (`edge/train/realphotos.py`), with image-level labels only (good, oil, stain,
+of a fixed split (`edge/train/labelled_photos.py`), with image-level labels only (good, oil, stain,
 scratch). Every cell of a good, oil or stain photo is held to "no scratch, crack or chip", every
 cell of a scratch photo to "no crack or chip", and the most likely scratch cell of a scratch photo
 (dirt cell of an oil or stain photo) is pulled up: multiple-instance learning

@@ -1,6 +1,6 @@
 """Real photos with image-level labels as weak supervision for the per-cell model.
 
-Only the ``train`` part of the MSD photos is used (``edge.train.realphotos.split``). Each photo is
+Only the ``train`` part of the MSD photos is used (``edge.train.labelled_photos.split``). Each photo is
 located and warped like the pipeline does, and its label becomes a loss on the whole crop:
 
 - good, oil, stain: no cell is a scratch, crack or chip;
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edge.grade.locate import locate, warp_canonical
-from edge.train.realphotos import load_labels, split
+from edge.train.labelled_photos import load_labels, split
 from edge.train.spec import CANON_H, CANON_W, LABELS, MARGIN
 
 if TYPE_CHECKING:

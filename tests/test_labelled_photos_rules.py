@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edge.contract import BoothSectionAnalysis, Defect
 from edge.grade import SessionGrade
-from edge.train.realphotos import Answer, Photo, load_labels, pick_crack_confirm, split
+from edge.train.labelled_photos import Answer, Photo, load_labels, pick_crack_confirm, split
 
 
 def labels_csv(tmp_path: Path) -> Path:
