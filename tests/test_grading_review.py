@@ -43,7 +43,7 @@ def test_crack_on_weak_evidence_goes_to_review_with_a_provisional_grade() -> Non
     assert any(d.kind == "crack" for d in result.analysis["front"].defects)
 
 
-def test_crack_on_strong_evidence_is_graded_without_review(grader: Grader) -> None:
+def test_crack_on_strong_evidence_is_graded_without_review() -> None:
     confident = Grader(ModelConfig(threads=2, thresholds={"crack_confirm": 0.01}), GradingConfig())
     result = confident.grade([("front", cracked_photos(1)[0])])
     assert result.status == "graded"

@@ -44,6 +44,14 @@ def order_quad(box: np.ndarray) -> np.ndarray:
     return pts
 
 
+def quad_sides(quad: np.ndarray) -> tuple[float, float]:
+    """(long, short) side of an ordered quad in pixels, each the mean of its two opposite sides."""
+    q = quad
+    long_px = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
+    short_px = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+    return float(long_px), float(short_px)
+
+
 def expand_quad(quad: np.ndarray, margin: float) -> np.ndarray:
     """Grow a quad about its centre so the frame edges stay inside the crop."""
     c = quad.mean(axis=0)

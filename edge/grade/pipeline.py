@@ -17,7 +17,7 @@ from edge.contract import BoothSectionAnalysis, Defect, Grade, ModelInfo
 from edge.grade.decode import decode
 from edge.grade.describe import describe, mm_text, surface_name
 from edge.grade.detect import DEFECT_KINDS, Geometry, find_defects
-from edge.grade.locate import Location, canonical_transform, locate
+from edge.grade.locate import Location, canonical_transform, locate, quad_sides
 from edge.grade.overlay import render_overlay
 from edge.grade.quality import check_device, check_frame
 from edge.grade.runtime import Runtime
@@ -172,9 +172,7 @@ class Grader:
             crop = cv2.warpAffine(
                 image, to_canon[:2], self._size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
-            q = loc.quad
-            native_long = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
-            reason = reason or check_device(crop, cfg, float(native_long)).reason
+            reason = reason or check_device(crop, cfg, quad_sides(loc.quad)[0]).reason
         t2 = time.perf_counter()
         return _Prepared(image, dec.scale, loc, to_canon, crop, reason, (t1 - t0) * 1000, (t2 - t1) * 1000)
 
@@ -200,9 +198,7 @@ class Grader:
         return blob
 
     def _geometry(self, loc: Location, mm_per_px: float | None, decode_scale: int) -> Geometry:
-        q = loc.quad
-        long_px = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
-        short_px = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
+        long_px, short_px = quad_sides(loc.quad)
         # A calibrated camera gives mm per raw pixel; otherwise assume a typical phone length.
         mm = mm_per_px * decode_scale if mm_per_px else self._cfg.nominal_device_length_mm / long_px
         m = self._runtime.meta.margin
