@@ -46,16 +46,26 @@ def sharpness(crop: np.ndarray, native_long_px: float | None = None) -> float:
     gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32), (0, 0), 1.0)
     lap = cv2.Laplacian(gray, cv2.CV_32F)
     mag = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-    edges = mag >= np.percentile(mag, 97)
+    edges = mag >= _percentile(mag, 97)
     energy = float(np.mean(mag[edges] ** 2))
     return 1000.0 * float(lap[edges].var()) / energy if energy > 1.0 else 0.0
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear between ranks) by partial sort, several times faster."""
+    flat = values.ravel()
+    k = q / 100 * (flat.size - 1)
+    lo, hi = int(np.floor(k)), int(np.ceil(k))
+    part = np.partition(flat, (lo, hi))
+    return float(part[lo] + (k - lo) * (part[hi] - part[lo]))
 
 
 def check_device(crop: np.ndarray, cfg: GradingConfig, native_long_px: float | None = None) -> Quality:
     sharp = sharpness(crop, native_long_px)
     h, w = crop.shape[:2]
-    inner = crop[h // 20 : h - h // 20 : 2, w // 20 : w - w // 20 : 2]
-    clipped = float((inner.min(axis=2) >= 250).mean())
+    inner = crop[h // 20 : h - h // 20, w // 20 : w - w // 20]
+    # Clipped white in every channel; OpenCV's range test is a tenth of numpy's min over channels.
+    clipped = cv2.countNonZero(cv2.inRange(inner, (250, 250, 250), (255, 255, 255))) / (inner.shape[0] * inner.shape[1])
     reason = None
     if sharp < cfg.min_sharpness:
         reason = f"photo blurred (sharpness {sharp:.1f} < {cfg.min_sharpness:g}): hold the device still and refocus"
