@@ -8,9 +8,12 @@ import logging
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.timefmt import utc_iso
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +171,7 @@ def _progress(total: int):
 
     bar = tqdm(total=total, unit="image", file=sys.stderr, leave=False)
 
-    def advance(done: int, _total: int) -> None:
+    def advance(done: int) -> None:
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -203,11 +206,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         sys.stderr.write(f"no camera {args.camera!r} in {args.config}; cameras: {', '.join(config.cameras)}\n")
         return EXIT_USAGE
     sections = [s for s, rig in config.rig.sections.items() if rig.camera == args.camera]
-    camera = make_camera(args.camera, config.cameras[args.camera], config.storage.jpeg_quality)
+    camera = make_camera(args.camera, config.cameras[args.camera])
 
-    def shoot() -> bytes:
+    def shoot() -> np.ndarray:
         camera.open()
-        return camera.capture(sections[0] if sections else args.camera)
+        return camera.capture(sections[0] if sections else args.camera).image
 
     try:
         path = calibrate(config, args.camera, shoot, force=args.force)

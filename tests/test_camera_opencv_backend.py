@@ -24,29 +24,30 @@ def _video(path: Path, frames: int = 12) -> Path:
     return path
 
 
-def test_stream_shots_are_jpegs_of_the_stream_size(tmp_path: Path) -> None:
+def test_stream_shots_are_frames_of_the_stream_size(tmp_path: Path) -> None:
     backend = OpenCVCameraBackend(
-        "usb", OpenCVCamera(backend="opencv", source=str(_video(tmp_path / "s.avi")), warmup_frames=2), 90
+        "usb", OpenCVCamera(backend="opencv", source=str(_video(tmp_path / "s.avi")), warmup_frames=2)
     )
     backend.open()
     first = backend.capture("front")
     second = backend.capture("front")
     backend.close()
-    for data in (first, second):
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        assert image.shape == (240, 320, 3)
-    assert first != second  # each shot is a new frame, not the buffered one again
+    for frame in (first, second):
+        assert frame.image.shape == (240, 320, 3) and frame.image.dtype == np.uint8
+        assert frame.jpeg_file is None  # the spool encodes it, off the grading path
+        assert cv2.imdecode(np.frombuffer(frame.jpeg(90), np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
+    assert not np.array_equal(first.image, second.image)  # each shot is a new frame, not the buffered one again
 
 
 def test_unopenable_source_fails_with_the_camera_named(tmp_path: Path) -> None:
-    backend = OpenCVCameraBackend("usb", OpenCVCamera(backend="opencv", source=str(tmp_path / "absent.avi")), 90)
+    backend = OpenCVCameraBackend("usb", OpenCVCamera(backend="opencv", source=str(tmp_path / "absent.avi")))
     with pytest.raises(CaptureError, match="camera usb: cannot open"):
         backend.open()
 
 
 def test_end_of_stream_fails_the_shot_instead_of_hanging(tmp_path: Path) -> None:
     backend = OpenCVCameraBackend(
-        "usb", OpenCVCamera(backend="opencv", source=str(_video(tmp_path / "s.avi", 3)), warmup_frames=0), 90
+        "usb", OpenCVCamera(backend="opencv", source=str(_video(tmp_path / "s.avi", 3)), warmup_frames=0)
     )
     backend.open()
     with pytest.raises(CaptureError, match="no frame"):

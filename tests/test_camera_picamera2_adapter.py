@@ -28,7 +28,7 @@ def picamera2_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[picamera2
 
 
 def test_camera_is_configured_once_at_full_resolution_and_locked(picamera2_module) -> None:
-    backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", index=1, settle_frames=3), 90)
+    backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", index=1, settle_frames=3))
     backend.open()
     camera = picamera2_module.instances[-1]
     assert camera.camera_num == 1
@@ -43,23 +43,24 @@ def test_camera_is_configured_once_at_full_resolution_and_locked(picamera2_modul
     assert camera.outstanding == 0  # every request released
 
 
-def test_shot_is_a_decodable_jpeg_of_the_configured_size(picamera2_module) -> None:
-    backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", width=640, height=480), 90)
-    data = backend.capture("front")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+def test_shot_is_a_frame_of_the_configured_size_that_encodes(picamera2_module) -> None:
+    backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", width=640, height=480))
+    frame = backend.capture("front")
+    assert frame.image.shape == (480, 640, 3) and frame.image.dtype == np.uint8
+    image = cv2.imdecode(np.frombuffer(frame.jpeg(90), np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (480, 640, 3)
 
 
 def test_blank_frame_fails_with_the_camera_named(picamera2_module) -> None:
     picamera2_module.frame_source = staticmethod(lambda w, h: np.zeros((h, w, 3), np.uint8))
-    backend = Picamera2Backend("back", Picamera2Camera(backend="picamera2", width=640, height=480), 90)
+    backend = Picamera2Backend("back", Picamera2Camera(backend="picamera2", width=640, height=480))
     with pytest.raises(CaptureError, match="camera back returned a blank"):
         backend.capture("back")
     assert picamera2_module.instances[-1].outstanding == 0
 
 
 def test_close_stops_and_closes_the_camera(picamera2_module) -> None:
-    backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", width=640, height=480), 90)
+    backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", width=640, height=480))
     backend.open()
     backend.close()
     camera = picamera2_module.instances[-1]
@@ -68,6 +69,6 @@ def test_close_stops_and_closes_the_camera(picamera2_module) -> None:
 
 def test_missing_picamera2_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)
-    backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2"), 90)
+    backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2"))
     with pytest.raises(CaptureError, match="python3-picamera2"):
         backend.open()

@@ -10,6 +10,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from edge.capture.errors import CaptureError
+from edge.capture.frames import Frame
 from edge.capture.rig import CaptureRig
 from edge.config import load_config
 from tests.booth_support import wait_for, write_config
@@ -36,11 +37,15 @@ def test_rig_shoots_every_section_in_order(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, _images(tmp_path / "imgs"), shots=2))
     rig = CaptureRig(config)
     rig.open()
-    shots: list[tuple[str, int, int]] = []
-    rig.capture_session(lambda section, shot, data: shots.append((section, shot, len(data))))
+    shots: list[tuple[str, int, Frame]] = []
+    rig.capture_session(lambda section, shot, frame: shots.append((section, shot, frame)))
     rig.close()
     assert [(s, n) for s, n, _ in shots] == [("front", 0), ("front", 1), ("back", 0)]
-    assert all(size > 1000 for _, _, size in shots)
+    folder = tmp_path / "imgs"
+    files = [folder / "front" / "00.jpg", folder / "front" / "01.jpg", folder / "back" / "00.jpg"]
+    for (_, _, frame), path in zip(shots, files, strict=True):
+        assert frame.image.shape == (240, 320, 3)  # decoded once, for the grader
+        assert frame.jpeg(90) == path.read_bytes()  # the replayed JPEG is stored as it is, not encoded again
 
 
 def test_corrupt_replay_file_fails_the_session_with_a_named_reason(tmp_path: Path) -> None:
@@ -62,9 +67,9 @@ class HangingCamera:
 
     def open(self) -> None: ...
 
-    def capture(self, section: str) -> bytes:
+    def capture(self, section: str) -> Frame:
         self.release.wait(30)
-        return b""
+        return Frame(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))
 
     def close(self) -> None:
         self.release.set()
@@ -130,7 +135,7 @@ def test_lights_are_on_during_each_shot_and_off_after(tmp_path: Path) -> None:
     camera = rig.cameras["cam"]
     original = camera.capture
 
-    def capture(section: str) -> bytes:
+    def capture(section: str) -> Frame:
         lit.append((section, rig.lights.is_lit("ring")))
         return original(section)
 

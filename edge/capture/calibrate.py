@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge.capture.errors import CaptureError
@@ -25,15 +24,12 @@ class CalibrationError(Exception):
     """The empty booth could not be stored; the text says what to do."""
 
 
-def calibrate(config: AppConfig, camera: str, shoot: Callable[[], bytes], force: bool = False) -> Path:
+def calibrate(config: AppConfig, camera: str, shoot: Callable[[], np.ndarray], force: bool = False) -> Path:
     """Store ``shoot()``'s photo as ``camera``'s empty booth; refuses a phone in view unless ``force``."""
     try:
-        data = shoot()
+        image = shoot()
     except CaptureError as exc:
         raise CalibrationError(f"camera {camera} gave no photo: {exc}") from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CalibrationError(f"camera {camera} gave a photo that does not decode")
     g = config.grading
     if not force and locate(image, g.min_device_area, g.device_aspect) is not None:
         raise CalibrationError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from edge.capture.frames import Frame
 from edge.config.capture import CameraConfig, OpenCVCamera, Picamera2Camera, ReplayCamera
 
 
@@ -13,13 +14,13 @@ class Camera(Protocol):
     def open(self) -> None:
         """Acquire the device and get it ready for shots (may take seconds)."""
 
-    def capture(self, section: str) -> bytes:
-        """One shot as encoded JPEG (or PNG for replayed files); raises CaptureError."""
+    def capture(self, section: str) -> Frame:
+        """One shot in memory; raises CaptureError."""
 
     def close(self) -> None: ...
 
 
-def make_camera(name: str, config: CameraConfig, jpeg_quality: int) -> Camera:
+def make_camera(name: str, config: CameraConfig) -> Camera:
     if isinstance(config, ReplayCamera):
         from edge.capture.replay_camera import ReplayCameraBackend
 
@@ -27,9 +28,9 @@ def make_camera(name: str, config: CameraConfig, jpeg_quality: int) -> Camera:
     if isinstance(config, OpenCVCamera):
         from edge.capture.opencv_camera import OpenCVCameraBackend
 
-        return OpenCVCameraBackend(name, config, jpeg_quality)
+        return OpenCVCameraBackend(name, config)
     if isinstance(config, Picamera2Camera):
         from edge.capture.picamera2_camera import Picamera2Backend
 
-        return Picamera2Backend(name, config, jpeg_quality)
+        return Picamera2Backend(name, config)
     raise TypeError(f"unknown camera backend for {name}")

@@ -7,17 +7,16 @@ import logging
 import cv2
 
 from edge.capture.errors import CaptureError
-from edge.capture.frames import check_frame, encode_jpeg
+from edge.capture.frames import Frame, check_frame
 from edge.config.capture import OpenCVCamera
 
 logger = logging.getLogger(__name__)
 
 
 class OpenCVCameraBackend:
-    def __init__(self, name: str, config: OpenCVCamera, jpeg_quality: int) -> None:
+    def __init__(self, name: str, config: OpenCVCamera) -> None:
         self.name = name
         self.config = config
-        self.jpeg_quality = jpeg_quality
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
@@ -36,7 +35,7 @@ class OpenCVCameraBackend:
             cap.grab()
         self._cap = cap
 
-    def capture(self, section: str) -> bytes:
+    def capture(self, section: str) -> Frame:
         if self._cap is None:
             self.open()
         assert self._cap is not None
@@ -46,7 +45,7 @@ class OpenCVCameraBackend:
         if not ok:
             self.close()
             raise CaptureError(f"camera {self.name}: no frame for {section}")
-        return encode_jpeg(check_frame(frame, self.name), self.jpeg_quality)
+        return Frame(check_frame(frame, self.name))
 
     def close(self) -> None:
         if self._cap is not None:

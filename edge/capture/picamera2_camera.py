@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from edge.capture.errors import CaptureError
-from edge.capture.frames import check_frame, encode_jpeg
+from edge.capture.frames import Frame, check_frame
 from edge.config.capture import Picamera2Camera
 
 logger = logging.getLogger(__name__)
@@ -22,10 +22,9 @@ LOCKED_CONTROLS = {"ExposureTime": "ExposureTime", "AnalogueGain": "AnalogueGain
 
 
 class Picamera2Backend:
-    def __init__(self, name: str, config: Picamera2Camera, jpeg_quality: int) -> None:
+    def __init__(self, name: str, config: Picamera2Camera) -> None:
         self.name = name
         self.config = config
-        self.jpeg_quality = jpeg_quality
         self._camera: Any = None
 
     def open(self) -> None:
@@ -60,7 +59,7 @@ class Picamera2Backend:
         self._camera = camera
         logger.info("camera %s: picamera2 %dx%d running", self.name, size[0], size[1])
 
-    def capture(self, section: str) -> bytes:
+    def capture(self, section: str) -> Frame:
         if self._camera is None:
             self.open()
         try:
@@ -72,7 +71,7 @@ class Picamera2Backend:
             frame = request.make_array("main")
         finally:
             request.release()
-        return encode_jpeg(check_frame(frame, self.name), self.jpeg_quality)
+        return Frame(check_frame(frame, self.name))
 
     def close(self) -> None:
         camera, self._camera = self._camera, None

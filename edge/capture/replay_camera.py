@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from edge.capture.errors import CaptureError
-from edge.capture.frames import check_encoded
+from edge.capture.frames import Frame, decode_file
 from edge.config.capture import ReplayCamera
 from edge.imageinfo import EXTENSIONS
 
@@ -34,7 +34,7 @@ class ReplayCameraBackend:
         # Not only regular files: a FIFO stands in for a camera that blocks mid-shot in tests.
         return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
 
-    def capture(self, section: str) -> bytes:
+    def capture(self, section: str) -> Frame:
         files = self._files(section)
         if not files:
             raise CaptureError(f"camera {self.name}: no images to replay for {section}")
@@ -51,7 +51,7 @@ class ReplayCameraBackend:
         except OSError as exc:
             raise CaptureError(f"camera {self.name}: cannot read {path.name}: {exc.strerror}") from None
         logger.debug("replayed %s for %s", path.name, section)
-        return check_encoded(data, self.name)
+        return decode_file(data, self.name)
 
     def close(self) -> None:
         self._next.clear()

@@ -10,21 +10,20 @@ from typing import TypeVar
 
 from edge.capture.camera import Camera, make_camera
 from edge.capture.errors import CaptureError
+from edge.capture.frames import Frame
 from edge.capture.lights import Lights
 from edge.config.root import AppConfig
 
 logger = logging.getLogger(__name__)
 
-ShotSink = Callable[[str, int, bytes], None]
+ShotSink = Callable[[str, int, Frame], None]
 T = TypeVar("T")
 
 
 class CaptureRig:
     def __init__(self, config: AppConfig, cameras: dict[str, Camera] | None = None) -> None:
         self.config = config
-        self.cameras = cameras or {
-            name: make_camera(name, cam, config.storage.jpeg_quality) for name, cam in config.cameras.items()
-        }
+        self.cameras = cameras or {name: make_camera(name, cam) for name, cam in config.cameras.items()}
         self.lights = Lights(config.lights)
         # One thread per camera: a shot that hangs in a driver blocks only that camera's thread,
         # and the session fails on the timeout instead of the daemon hanging. The hung call keeps
@@ -47,31 +46,31 @@ class CaptureRig:
                 logger.error("%s", exc)
 
     def capture_session(self, sink: ShotSink) -> None:
-        """Shoot every section in rig order; ``sink`` stores each shot durably before the next."""
+        """Shoot every section in rig order, handing each shot to ``sink`` before the next."""
         for section, rig in self.config.rig.sections.items():
             camera = self.cameras[rig.camera]
             timeout = self.config.cameras[rig.camera].timeout_s
             for shot in range(rig.shots):
                 with self.lights.on(rig.lights):
                     try:
-                        data = self._run(rig.camera, lambda c=camera, s=section: c.capture(s), timeout)
+                        frame = self._run(rig.camera, lambda c=camera, s=section: c.capture(s), timeout)
                     except CaptureError as exc:
                         self.camera_state[rig.camera] = f"error: {exc}"
                         raise CaptureError(f"{section} shot {shot + 1}: {exc}") from None
                 self.camera_state[rig.camera] = "ready"
-                sink(section, shot, data)
+                sink(section, shot, frame)
 
-    def shoot(self, camera: str) -> bytes:
+    def shoot(self, camera: str) -> Frame:
         """One photo from one camera outside a session (a technician's test shot, a calibration),
         named after the first section it serves, under the same time limit as a session's shots."""
         if camera not in self.cameras:
             raise CaptureError(f"no camera {camera!r}; cameras: {', '.join(self.cameras)}")
         sections = [s for s, rig in self.config.rig.sections.items() if rig.camera == camera]
         cam = self.cameras[camera]
-        data = self._run(camera, lambda: cam.capture(sections[0] if sections else camera),
-                         self.config.cameras[camera].timeout_s)  # fmt: skip
+        frame = self._run(camera, lambda: cam.capture(sections[0] if sections else camera),
+                          self.config.cameras[camera].timeout_s)  # fmt: skip
         self.camera_state[camera] = "ready"
-        return data
+        return frame
 
     def _run(self, name: str, fn: Callable[[], T], timeout: float) -> T:
         hung = self._hung.get(name)

@@ -3,10 +3,11 @@
 Every way to start a session (GPIO, CLI, HTTP, MQTT, /api/process) is admitted here against one
 bound, ``[booth] max_sessions`` sessions queued or running; past it the booth answers ``busy``.
 One worker captures and grades them one at a time, reading their photos itself, so memory stays
-flat however many requests arrive. A session row exists from the trigger on and every photo is on
-disk and in SQLite before grading starts, so a crash loses nothing: ``recover()`` resumes or fails
-every unfinished session on start (an API session still ``linking`` its uploads is failed, never
-graded on part of its photos).
+flat however many requests arrive. A session row exists from the trigger on; a captured session is
+graded from the cameras' frames while its photos are written, and its result waits until every
+photo is on disk and in SQLite, so a crash loses nothing: ``recover()`` regrades a session whose
+photos are all stored and fails one cut short during capture, its photos kept (as it fails an API
+session still ``linking`` its uploads: never graded on part of its photos).
 """
 
 from __future__ import annotations
@@ -282,12 +283,13 @@ class Booth:
         return 0.0
 
     def _run(self, session: SessionRecord) -> None:
-        capture_ms = 0.0
-        if session.status == "capturing":
+        if session.status != "capturing":
+            self.status.set("activity", "grading")
+            record = self.grading.grade_and_finish(session)
+        else:
             self.status.set("activity", "capturing")
-            started = time.monotonic()
             try:
-                self.rig.capture_session(lambda section, shot, data: self.store.add_image(session, section, shot, data))
+                record = self.grading.capture_and_finish(session, self.rig, lambda: self._captured(session.id))
             except (CaptureError, OSError) as exc:
                 if disk_full(exc):
                     raise
@@ -298,14 +300,15 @@ class Booth:
                 self.store.finish(session.id, "failed", None, reason=reason)
                 self.events.emit("capture_failed", session_id=session.id, reason=detail)
                 return
-            self.store.set_status(session.id, "captured")
-            with self._lock:
-                self._capturing = None
-            capture_ms = (time.monotonic() - started) * 1000
-        self.status.set("activity", "grading")
-        record = self.grading.grade_and_finish(session, capture_ms)
         if record.grade is not None:
             self.status.set("last_grade", record.grade)
+
+    def _captured(self, session_id: str) -> None:
+        """Every photo of the session is on disk: the booth may take the next trigger."""
+        with self._lock:
+            if self._capturing == session_id:
+                self._capturing = None
+        self.status.set("activity", "grading")
 
     def _show_activity(self) -> None:
         if self._stopping.is_set():

@@ -1,7 +1,8 @@
-"""Grading one stored session: read its photos, grade, write overlays, store the result.
+"""Grading one session, from the cameras' frames as they are shot or from its stored photos; its
+overlays and result stored.
 
 Runs only on the booth's session worker, so at most one session is graded at a time and only
-that worker holds its photos in memory.
+its threads hold its photos in memory.
 """
 
 from __future__ import annotations
@@ -9,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from edge.capture.rig import CaptureRig
 from edge.config.root import AppConfig
 from edge.contract import BoothProcessResponse, ProcessedImage
+from edge.daemon.feed import ShotFeed
 from edge.events import EventBus
 from edge.grade.decode import ImageError
 from edge.grade.pipeline import Grader, SessionGrade
@@ -52,7 +56,35 @@ class SessionGrading:
         if self._empty:
             logger.info("empty-booth references for %s", ", ".join(sorted(self._empty)))
 
-    def grade_and_finish(self, session: SessionRecord, capture_ms: float = 0.0) -> SessionRecord:
+    def capture_and_finish(
+        self, session: SessionRecord, rig: CaptureRig, on_stored: Callable[[], None]
+    ) -> SessionRecord:
+        """Shoot the session and grade its frames as they come, storing each photo beside grading.
+
+        Raises CaptureError when a camera fails and OSError when a photo cannot be stored: the
+        session is not complete, and the caller fails it. ``on_stored`` runs once every photo is on
+        disk; from then on a crash regrades the session from its stored photos.
+        """
+        started = time.perf_counter()
+
+        def stored() -> None:
+            self.store.set_status(session.id, "grading")
+            on_stored()
+
+        with ShotFeed(rig, self.store, session, self.config.storage.jpeg_quality, stored) as feed:
+            grade = self.grader.grade(feed, self._mm_per_px(), empty=self._empty)
+            originals = feed.stored()
+        overlays = self._store_overlays(session, grade)
+        timings = {
+            "capture": feed.capture_ms,
+            "store": feed.store_ms,
+            "session": (time.perf_counter() - started) * 1000,
+        }
+        return self._finish(session, originals, overlays, grade, timings)
+
+    def grade_and_finish(self, session: SessionRecord) -> SessionRecord:
+        """Grade a session from its stored photos: an upload's, or one a restart interrupted."""
+        started = time.perf_counter()
         self.store.set_status(session.id, "grading")
         # Overlays of a grading cut short by a crash: this grading writes its own.
         stale = self.store.delete_images(session.id, "overlay")
@@ -60,15 +92,12 @@ class SessionGrading:
             logger.warning("session %s: removed %d overlay(s) left by an interrupted grading", session.id, stale)
         originals = self.store.images(session.id, "original")
         try:
-            shots = [(image.section, self._read_verified(image)) for image in originals]
-            if not shots:
+            if not originals:
                 raise ImageError("session", 0, "no images were captured")
-            grade = self.grader.grade(shots, self._mm_per_px(), empty=self._empty)
-            del shots
-            overlays = [
-                self.store.add_image(session, section, index, data, kind="overlay")
-                for section, index, data in grade.overlays
-            ]
+            # One stored photo in memory at a time: the grader reads them as it goes.
+            photos = ((image.section, self._read_verified(image)) for image in originals)
+            grade = self.grader.grade(photos, self._mm_per_px(), empty=self._empty)
+            overlays = self._store_overlays(session, grade)
         except (ImageError, OSError) as exc:
             if disk_full(exc):
                 raise  # the booth fails it as a full disk, with the room it keeps for that
@@ -79,7 +108,23 @@ class SessionGrading:
             record = self.store.finish(session.id, "failed", None, reason=reason)
             self.events.emit("capture_failed", session_id=session.id, reason=detail)
             return record
-        result = self._result(session, originals, overlays, grade, capture_ms)
+        return self._finish(session, originals, overlays, grade, {"session": (time.perf_counter() - started) * 1000})
+
+    def _store_overlays(self, session: SessionRecord, grade: SessionGrade) -> list[ImageRecord]:
+        return [
+            self.store.add_image(session, section, index, data, kind="overlay")
+            for section, index, data in grade.overlays
+        ]
+
+    def _finish(
+        self,
+        session: SessionRecord,
+        originals: list[ImageRecord],
+        overlays: list[ImageRecord],
+        grade: SessionGrade,
+        timings: dict[str, float],
+    ) -> SessionRecord:
+        result = self._result(session, originals, overlays, grade, timings)
         record = self.store.finish(
             session.id, grade.status, result, grade=grade.grade, reason=grade.reason,
             provisional_grade=grade.provisional_grade,
@@ -130,14 +175,14 @@ class SessionGrading:
         originals: list[ImageRecord],
         overlays: list[ImageRecord],
         grade: SessionGrade,
-        capture_ms: float,
+        timings: dict[str, float],
     ) -> dict[str, Any]:
         def described(image: ImageRecord) -> ProcessedImage:
             return ProcessedImage(url=self.url_of(image.path), section=image.section, path=image.path, size=image.size)
 
-        timings = dict(grade.timings_ms)
-        if capture_ms:
-            timings["capture"] = round(capture_ms, 1)
+        # The grader's stages, and the session's own: capture and storing beside grading (from
+        # frames), and the whole from the first shot or the first stored photo read to the result.
+        timings = {**grade.timings_ms, **{k: round(v, 1) for k, v in timings.items()}}
         response = BoothProcessResponse(
             sessionId=session.id,
             imei=session.imei,
@@ -154,4 +199,3 @@ class SessionGrading:
             overlays=[described(image) for image in overlays],
         )
         return response.model_dump(mode="json")
-

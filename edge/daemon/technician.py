@@ -119,10 +119,7 @@ class TechnicianDesk:
 
     def test_shot(self, camera: str) -> dict[str, Any]:
         """One photo and the quality gate's checks on it; raises CaptureError."""
-        data = self.rig.shoot(camera)
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise CaptureError(f"camera {camera} gave a photo that does not decode")
+        image = self.rig.shoot(camera).image
         g = self.config.grading
         verdict = check_frame(image, g)
         if verdict is None:
@@ -146,7 +143,7 @@ class TechnicianDesk:
         """Store the camera's empty booth (raises CalibrationError) and grade with it from now on."""
         if camera not in self.rig.cameras:
             raise CaptureError(f"no camera {camera!r}; cameras: {', '.join(self.rig.cameras)}")
-        path = calibrate(self.config, camera, lambda: self.rig.shoot(camera), force=force)
+        path = calibrate(self.config, camera, lambda: self.rig.shoot(camera).image, force=force)
         self.grading.load_references()
         return path.name
 

@@ -112,7 +112,6 @@ class _BoothPart:
         return []  # listed first by Daemon.workers, started or not
 
     def start(self) -> None:
-        logging.getLogger().addHandler(self.desk.last_error)
         self.booth.start()
 
     def stop(self) -> None:

@@ -1,4 +1,5 @@
-"""Decode an image once, at the smallest scale the pipeline needs, whatever its file name says."""
+"""Bring a photo to the smallest scale the pipeline needs: a file decoded once (whatever its name
+says), or a camera's frame reduced in memory by the same factor, so both give the grader alike pixels."""
 
 from __future__ import annotations
 
@@ -59,3 +60,14 @@ def decode(data: bytes, section: str, index: int, long_side: int) -> Decoded:
     if image is None or image.size == 0:
         raise ImageError(section, index, f"the {fmt.upper()} data is corrupt or truncated")
     return Decoded(image, k, fmt)
+
+
+def reduce_frame(frame: np.ndarray, long_side: int) -> Decoded:
+    """A camera's frame at the scale ``decode`` would give its JPEG: averaging k x k pixels is what
+    the JPEG decoder's 1/k scaling does, so a session graded from frames and later from its stored
+    JPEGs sees the same detail."""
+    k = reduction(frame.shape[1::-1], long_side)
+    if k == 1:
+        return Decoded(frame, 1, "frame")
+    h, w = frame.shape[:2]
+    return Decoded(cv2.resize(frame, (-(-w // k), -(-h // k)), interpolation=cv2.INTER_AREA), k, "frame")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.config.model import GradingConfig, ModelConfig
 from edge.contract import BoothSectionAnalysis, Defect, Grade, ModelInfo
-from edge.grade.decode import decode
+from edge.grade.decode import decode, reduce_frame
 from edge.grade.describe import describe, mm_text, surface_name
 from edge.grade.detect import DEFECT_KINDS, Geometry, find_defects
 from edge.grade.locate import Location, canonical_transform, locate, quad_sides
@@ -26,6 +26,8 @@ from edge.grade.scale import device_grade, face_grade, shattered
 log = logging.getLogger(__name__)
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
+# A file's bytes (JPEG or PNG, from the spool or an upload) or a camera's frame (uint8 BGR).
+Photo = bytes | np.ndarray
 
 
 @dataclass
@@ -82,45 +84,62 @@ class Grader:
 
     def grade(
         self,
-        images: Sequence[tuple[str, bytes]],
+        photos: Iterable[tuple[str, Photo]],
         mm_per_px: Mapping[str, float] | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int], None] | None = None,
         empty: Mapping[str, np.ndarray] | None = None,
     ) -> SessionGrade:
-        """Grade photos given as (section, encoded bytes) in shot order; raises ImageError on bad data.
+        """Grade photos given as (section, photo) in shot order; raises ImageError on bad data.
 
-        ``mm_per_px`` and ``empty`` (the empty booth, ``edge.grade.reference``) are per section, from
-        its camera's calibration. ``progress(done, total)`` is called after each photo (the CLI's
-        progress bar).
+        A photo is a file's bytes (JPEG or PNG) or a camera's frame (uint8 BGR). ``photos`` is read
+        one at a time as grading goes, so it may be a camera still shooting the session's later
+        photos. ``mm_per_px`` and ``empty`` (the empty booth, ``edge.grade.reference``) are per
+        section, from its camera's calibration. ``progress(done)`` is called after each photo.
         """
         backgrounds = empty or {}
         start = time.perf_counter()
         timings = dict.fromkeys(STAGES, 0.0)
         shots: dict[str, list[_Shot]] = {}
         overlays: list[tuple[str, int, bytes]] = []
-        order: list[_Shot] = []
-        for section, _ in images:
+        source = iter(photos)
+
+        def pull() -> tuple[_Shot, _Prepared] | None:
+            item = next(source, None)
+            if item is None:
+                return None
+            section, photo = item
             shot = _Shot(section, len(shots.setdefault(section, [])))
             shots[section].append(shot)
-            order.append(shot)
-        # The next photo is decoded, located and warped on a worker thread while the model runs on
-        # this one: OpenCV and the interpreter both release the GIL, so a session costs about the
-        # larger of the two rather than their sum.
-        with ThreadPoolExecutor(1, thread_name_prefix="grade-prepare") as pool:
-            ahead: Future[_Prepared] | None = None
-            for i, shot in enumerate(order):
-                current = ahead or pool.submit(self._prepare, shot, images[i][1], backgrounds.get(shot.section))
-                if i + 1 < len(order):
-                    nxt = order[i + 1]
-                    ahead = pool.submit(self._prepare, nxt, images[i + 1][1], backgrounds.get(nxt.section))
-                else:
-                    ahead = None
-                prepared = current.result()
+            return shot, self._prepare(shot, photo, backgrounds.get(section))
+
+        def finished(job: Future[tuple[_Shot, bytes, float]]) -> None:
+            shot, blob, ms = job.result()
+            timings["postprocess"] += ms
+            overlays.append((shot.section, shot.index, blob))
+            if progress is not None:
+                progress(len(overlays))
+
+        # Three stages, one photo in each: the next photo is read, located and warped on one
+        # thread, this one goes through the model here, the one before gets its defects and overlay
+        # on another. OpenCV and the interpreter release the GIL, so a session costs about its
+        # slowest stage, and at most three photos are held at once however many the session has.
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="grade-prepare") as preparing,
+            ThreadPoolExecutor(1, thread_name_prefix="grade-finish") as finishing,
+        ):
+            ahead = preparing.submit(pull)
+            last: Future[tuple[_Shot, bytes, float]] | None = None
+            while (item := ahead.result()) is not None:
+                ahead = preparing.submit(pull)
+                shot, prepared = item
                 timings["decode"] += prepared.decode_ms
                 timings["preprocess"] += prepared.preprocess_ms
-                overlays.append((shot.section, shot.index, self._finish(shot, prepared, mm_per_px, timings)))
-                if progress is not None:
-                    progress(len(overlays), len(images))
+                probs = self._infer(prepared, timings)
+                if last is not None:
+                    finished(last)
+                last = finishing.submit(self._finish, shot, prepared, probs, mm_per_px)
+            if last is not None:
+                finished(last)
         t = time.perf_counter()
         analysis = {section: self._section(section, group) for section, group in shots.items()}
         retakes = {s: a.reason for s, a in analysis.items() if a.status == "retake"}
@@ -149,15 +168,18 @@ class Grader:
             grade = device_grade(face_grade(a.defects, self._cfg) for a in analysis.values())
         timings["postprocess"] += (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - start) * 1000
-        log.info("graded %d photos: %s %s in %.0f ms", len(images), status, grade or reason, timings["total"])
+        log.info("graded %d photos: %s %s in %.0f ms", len(overlays), status, grade or reason, timings["total"])
         timings = {k: round(v, 1) for k, v in timings.items()}
         return SessionGrade(analysis, grade, status, reason, overlays, timings, provisional)
 
-    def _prepare(self, shot: _Shot, data: bytes, empty: np.ndarray | None) -> _Prepared:
+    def _prepare(self, shot: _Shot, photo: Photo, empty: np.ndarray | None) -> _Prepared:
         """Decode, gate, locate and warp one photo; raises ImageError when it cannot be decoded."""
         cfg = self._cfg
         t0 = time.perf_counter()
-        dec = decode(data, shot.section, shot.index, cfg.decode_long_side)
+        if isinstance(photo, np.ndarray):
+            dec = reduce_frame(photo, cfg.decode_long_side)
+        else:
+            dec = decode(photo, shot.section, shot.index, cfg.decode_long_side)
         t1 = time.perf_counter()
         image = dec.image
         loc: Location | None = None
@@ -176,26 +198,30 @@ class Grader:
         t2 = time.perf_counter()
         return _Prepared(image, dec.scale, loc, to_canon, crop, reason, (t1 - t0) * 1000, (t2 - t1) * 1000)
 
+    def _infer(self, prep: _Prepared, timings: dict[str, float]) -> np.ndarray | None:
+        """The model's cell probabilities, in DEFECT_KINDS order, for a photo that passed the gate."""
+        if prep.reason is not None or prep.crop is None:
+            return None
+        t = time.perf_counter()
+        probs = self._runtime.run(prep.crop)[..., self._order]
+        timings["inference"] += (time.perf_counter() - t) * 1000
+        return probs
+
     def _finish(
-        self, shot: _Shot, prep: _Prepared, mm_per_px: Mapping[str, float] | None, timings: dict[str, float]
-    ) -> bytes:
-        """Infer, find the defects and draw the overlay of one prepared photo."""
-        cfg = self._cfg
+        self, shot: _Shot, prep: _Prepared, probs: np.ndarray | None, mm_per_px: Mapping[str, float] | None
+    ) -> tuple[_Shot, bytes, float]:
+        """Find the defects and draw the overlay of one photo; the shot, its overlay, the ms taken."""
+        t = time.perf_counter()
         shot.reason = prep.reason
-        t2 = time.perf_counter()
-        if prep.reason is None and prep.crop is not None and prep.loc is not None:
-            probs = self._runtime.run(prep.crop)[..., self._order]
-            t3 = time.perf_counter()
-            timings["inference"] += (t3 - t2) * 1000
+        if probs is not None and prep.crop is not None and prep.loc is not None:
             shot.geom = self._geometry(prep.loc, (mm_per_px or {}).get(shot.section), prep.scale)
-            shot.defects = find_defects(probs, self._thresholds, prep.crop, shot.geom, cfg, shot.index)
-            t2 = t3
+            shot.defects = find_defects(probs, self._thresholds, prep.crop, shot.geom, self._cfg, shot.index)
         blob = render_overlay(
             prep.image, None if prep.loc is None else prep.loc.quad, prep.to_canon, self._size, shot.defects,
-            None if prep.reason is None else f"RETAKE: {prep.reason}", cfg.overlay_long_side, cfg.overlay_quality,
+            None if prep.reason is None else f"RETAKE: {prep.reason}", self._cfg.overlay_long_side,
+            self._cfg.overlay_quality,
         )  # fmt: skip
-        timings["postprocess"] += (time.perf_counter() - t2) * 1000
-        return blob
+        return shot, blob, (time.perf_counter() - t) * 1000
 
     def _geometry(self, loc: Location, mm_per_px: float | None, decode_scale: int) -> Geometry:
         long_px, short_px = quad_sides(loc.quad)
