@@ -59,6 +59,7 @@ class CaptureRig:
                         raise CaptureError(f"{section} shot {shot + 1}: {exc}") from None
                 self.camera_state[rig.camera] = "ready"
                 sink(section, shot, frame)
+                del frame  # a 12 MP frame is 37 MB: not kept through the next shot
 
     def shoot(self, camera: str) -> Frame:
         """One photo from one camera outside a session (a technician's test shot, a calibration),

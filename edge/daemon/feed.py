@@ -71,6 +71,7 @@ class ShotFeed:
         while (item := self._queue.get()) is not _END:
             self._taken.release()
             yield item  # type: ignore[misc]
+            del item  # the grader has read the frame: not held while the next one is waited for
         self.stored()  # raises the capture's or the spool's error: the session is not complete
 
     def stored(self) -> list[ImageRecord]:
