@@ -10,8 +10,13 @@ Each figure runs in a child process of its own, so its peak RSS is that path's a
   (JPEG encoded and written with fsync beside grading), overlays and the result committed to SQLite;
 - booth from stored JPEGs: ``SessionGrading.grade_and_finish`` on the session the run above stored.
 
-A Raspberry Pi estimate follows per stage: each measured time times a per-core factor (see
-PI_FACTORS), no credit taken for the Pi's four cores against this machine's two.
+- each operation alone, one photo at a time, for the 12 MP frames and for the 1080p demo photos of
+  the replay cameras (what bench_session.py's sessions are): the figures the Raspberry Pi estimate
+  is built from. Each is scaled by a per-core factor (PI_FACTORS); a session is then estimated as
+  a pipeline on the Pi's four cores: one photo through every stage, then each further photo after
+  the slowest stage or the total work shared by four cores, whichever is longer.
+
+The children run with the systemd unit's environment (glibc's malloc settings), as the daemon does.
 
     python bench/bench_frames.py [--repeat 5] [--threads 2]
 """
@@ -19,6 +24,8 @@ PI_FACTORS), no credit taken for the Pi's four cores against this machine's two.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import resource
 import statistics
 import sys
@@ -36,6 +43,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.bench_grading import render_session  # noqa: E402
+from bench.unit_env import unit_environment  # noqa: E402
 
 # Per-core slowdown of a Raspberry Pi against this machine (an x86-64 Xeon at 2.8 GHz with AVX2).
 # Pi 4 (Cortex-A72, 1.8 GHz, NEON): the model's own published scaling (int8 MobileNet v2, ~300 M
@@ -43,7 +51,16 @@ from bench.bench_grading import render_session  # noqa: E402
 # OpenCV's resize, warp and the JPEG codec are memory-bound and fare a little worse: 4x is taken
 # for every stage. Pi 5 (Cortex-A76, 2.4 GHz) runs the same code 2-2.5x faster than a Pi 4: 2x.
 PI_FACTORS = {"Pi 4": 4.0, "Pi 5": 2.0}
+PI_CORES = 4
+JPEG_QUALITY = 92  # [storage] jpeg_quality's default
 SHOT_STAGES = ("decode", "preprocess", "inference", "postprocess")
+# The booth's threads for one photo, and the operations each runs (bench names, see operations()).
+PIPELINE = {
+    "feed (camera thread)": ("camera", "encode", "write"),
+    "prepare": ("reduce", "gate", "locate", "warp", "check"),
+    "model": ("invoke",),
+    "finish": ("defects", "overlay"),
+}
 
 
 def _config(folder: Path, threads: int) -> Any:
@@ -102,6 +119,62 @@ class _Camera:
         return Frame(cv2.imread(str(path), cv2.IMREAD_COLOR))
 
     def close(self) -> None: ...
+
+
+def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> dict[str, float]:
+    """Median ms of each operation on one photo, run alone: the grader's steps one by one, and the
+    feed's (the replay camera's decode of its file, or the JPEG encode of a camera's frame; the
+    write with fsync)."""
+    from edge.capture.frames import encode_jpeg
+    from edge.config.model import GradingConfig, ModelConfig
+    from edge.grade import Grader
+    from edge.grade.decode import reduce_frame
+    from edge.grade.detect import find_defects
+    from edge.grade.locate import canonical_transform, locate, quad_sides
+    from edge.grade.overlay import render_overlay
+    from edge.grade.quality import check_device, check_frame
+    from edge.spool.files import atomic_write
+
+    cfg = GradingConfig()
+    grader = Grader(ModelConfig(threads=threads), cfg)
+    size, margin = grader._size, grader._runtime.meta.margin
+    times: dict[str, list[float]] = {}
+
+    def timed(name: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        out = fn(*args, **kw)
+        times.setdefault(name, []).append((time.perf_counter() - t) * 1000)
+        return out
+
+    with tempfile.TemporaryDirectory(prefix="bench-ops-") as tmp:
+        for n in range(repeat):
+            for i, data in enumerate(photos):
+                frame = timed("camera" if replay else "decode file", cv2.imdecode, np.frombuffer(data, np.uint8),
+                              cv2.IMREAD_COLOR)  # fmt: skip
+                stored = data if replay else timed("encode", encode_jpeg, frame, JPEG_QUALITY)
+                timed("write", atomic_write, Path(tmp) / f"{n}-{i}.jpg", stored)
+                dec = timed("reduce", reduce_frame, frame, cfg.decode_long_side)
+                timed("gate", check_frame, dec.image, cfg)
+                loc = timed("locate", locate, dec.image, cfg.min_device_area, cfg.device_aspect)
+                if loc is None:
+                    continue
+                m = canonical_transform(loc.quad, size, margin)
+                crop = timed("warp", cv2.warpAffine, dec.image, m[:2], size, flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+                timed("check", check_device, crop, cfg, quad_sides(loc.quad)[0])
+                probs = timed("invoke", grader._runtime.run, crop)[..., grader._order]
+                geom = grader._geometry(loc, None, dec.scale)
+                found = timed("defects", find_defects, probs, grader._thresholds, crop, geom, cfg, i)
+                timed("overlay", render_overlay, dec.image, loc.quad, m, size, found, None, cfg.overlay_long_side,
+                      cfg.overlay_quality)  # fmt: skip
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def pi_estimate(ops: dict[str, float], photos: int, factor: float) -> tuple[float, dict[str, float]]:
+    """Seconds for a session on a Pi, and each thread's ms per photo there (see the module's doc)."""
+    stages = {name: sum(ops.get(op, 0.0) for op in names) * factor for name, names in PIPELINE.items()}
+    per_photo = max(max(stages.values()), sum(stages.values()) / PI_CORES)
+    return (sum(stages.values()) + (photos - 1) * per_photo) / 1000, stages
 
 
 def grader_from_frames(shots: list[tuple[str, bytes]], threads: int, repeat: int) -> dict[str, Any]:
@@ -182,13 +255,18 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--threads", type=int, default=2, help="interpreter threads")
     args = p.parse_args()
-    with ProcessPoolExecutor(1) as pool:
-        shots = pool.submit(render_session).result()
+    os.environ.update(unit_environment())
+    spawn = multiprocessing.get_context("spawn")  # a new interpreter: glibc reads the settings at start
+
+    def child(fn: Any, *fn_args: Any) -> Any:
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            return pool.submit(fn, *fn_args).result()
+
+    shots = child(render_session)
     print(f"six 4056x3040 photos (JPEG {', '.join(f'{len(b) / 1e6:.1f}' for _, b in shots)} MB), "
           f"{args.repeat} sessions each, interpreter threads {args.threads}")  # fmt: skip
 
-    with ProcessPoolExecutor(1) as pool:
-        g = pool.submit(grader_from_frames, shots, args.threads, args.repeat).result()
+    g = child(grader_from_frames, shots, args.threads, args.repeat)
     per_photo = statistics.median(g["walls"]) / 6
     print("\ngrader alone, from frames in memory:")
     print(f"  session             {_spread(g['walls'])}")
@@ -196,8 +274,7 @@ def main() -> None:
         print(f"  {stage:<19} {_spread([s[stage] for s in g['stages']])}  (summed over the six photos)")
     print(f"  bare invoke {g['invoke']:.1f} ms; per photo {per_photo:.1f} ms = {per_photo / g['invoke']:.2f} x invoke")
 
-    with ProcessPoolExecutor(1) as pool:
-        b = pool.submit(booth, shots, args.threads, args.repeat).result()
+    b = child(booth, shots, args.threads, args.repeat)
     frames, stored = b["frames"], b["stored"]
     print("\nbooth, from the cameras' frames (capture, JPEG write with fsync, grading, overlays, commit):")
     print(f"  session             {_spread([r['wall'] for r in frames])}")
@@ -211,12 +288,24 @@ def main() -> None:
     print(f"  peak RSS with both paths: {b['rss_all']:.0f} MB")
     print(f"  grades: {b['grade']}; frames and stored JPEGs disagreed on {len(b.get('disagreements', []))} sessions")
 
-    print("\nRaspberry Pi estimate (measured here x per-core factor; an estimate, not a measurement):")
-    wall = statistics.median(r["wall"] for r in frames)
-    parts = {s: statistics.median(r[s] for r in frames) for s in ("capture", "store", *SHOT_STAGES)}
-    for pi, factor in PI_FACTORS.items():
-        staged = ", ".join(f"{s} {v * factor:.0f}" for s, v in parts.items())
-        print(f"  {pi} (x{factor:g}): six-photo session {wall * factor / 1000:.2f} s; per stage ms: {staged}")
+    demo = sorted((REPO / "config" / "demo-images").rglob("*.jpg"))[:6]
+    sets = {
+        "12 MP camera frames (JPEG encoded by the booth)": (child(operations, [d for _, d in shots], args.threads,
+                                                                  args.repeat, False), False),
+        "1080p replay files (stored as they are)": (child(operations, [p.read_bytes() for p in demo], args.threads,
+                                                           args.repeat, True), True),
+    }  # fmt: skip
+    print("\neach operation alone, one photo, median ms (the estimate's input):")
+    for name, (ops, _) in sets.items():
+        print(f"  {name}: " + ", ".join(f"{op} {ms:.1f}" for op, ms in ops.items()))
+    print(f"\nRaspberry Pi estimate of a six-photo session, trigger to result (an estimate, not a measurement:"
+          f" each operation x a per-core factor, pipelined on {PI_CORES} cores; the camera's own frame time and"
+          f" the commit are not in it):")  # fmt: skip
+    for name, (ops, _) in sets.items():
+        for pi, factor in PI_FACTORS.items():
+            seconds, stages = pi_estimate(ops, 6, factor)
+            staged = ", ".join(f"{stage} {ms:.0f}" for stage, ms in stages.items())
+            print(f"  {pi} (x{factor:g}), {name}: {seconds:.2f} s; ms per photo: {staged}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from bench.unit_env import unit_environment  # noqa: E402
 from edge.statuses import FINAL  # noqa: E402
 from tests.booth_support import DaemonProcess, free_port, render_booth_images, wait_for, write_config  # noqa: E402
 from tests.cloudsim_support import imei  # noqa: E402
@@ -303,7 +304,7 @@ class Booth:
     def start(self) -> float:
         """Start the daemon; seconds until /healthz answers."""
         started = time.monotonic()
-        self.daemon = DaemonProcess(self.config).start()
+        self.daemon = DaemonProcess(self.config, env=unit_environment()).start()
         assert self.daemon.proc is not None
         self.rss.pid = self.daemon.proc.pid
         wait_for(self.healthy, 120)
