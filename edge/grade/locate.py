@@ -11,7 +11,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # Work size for the search: the outline needs no more than about this many pixels on the long side.
-_SEARCH_LONG_SIDE = 480
+_SEARCH_LONG_SIDE = 640
 # How much less a blob's convex hull counts than the blob itself when judging rectangularity.
 _HULL_DISCOUNT = 0.1
 
