@@ -63,42 +63,6 @@ PIPELINE = {
 }
 
 
-def _config(folder: Path, threads: int) -> Any:
-    from edge.config import load_config
-
-    path = folder / "booth.toml"
-    path.write_text(
-        f"""
-[booth]
-id = "bench"
-sections = ["front", "back"]
-state_dir = "state"
-
-[cameras.cam]
-backend = "replay"
-folder = "{folder}"
-
-[rig.sections.front]
-camera = "cam"
-shots = 3
-
-[rig.sections.back]
-camera = "cam"
-shots = 3
-
-[model]
-threads = {threads}
-
-[mqtt]
-enabled = false
-
-[cloud]
-mode = "off"
-"""
-    )
-    return load_config(path)
-
-
 class _Camera:
     """A camera stand-in: each shot a new frame, decoded from that shot's photo on disk, so the bench
     holds no frame of its own; the decode is the stand-in's cost, counted in ``capture``."""
@@ -206,11 +170,13 @@ def grader_from_frames(shots: list[tuple[str, bytes]], threads: int, repeat: int
 def booth(shots: list[tuple[str, bytes]], threads: int, repeat: int) -> dict[str, Any]:
     """Sessions through the booth's code from frames, then each regraded from its stored JPEGs."""
     from edge.capture.rig import CaptureRig
+    from edge.config import load_config
     from edge.daemon.grading import SessionGrading
     from edge.events import EventBus
     from edge.grade import Grader
     from edge.spool.db import Database
     from edge.spool.sessions import SessionStore
+    from tests.booth_support import write_config
 
     out: dict[str, Any] = {"frames": [], "stored": []}
     with tempfile.TemporaryDirectory(prefix="bench-frames-") as tmp:
@@ -219,7 +185,7 @@ def booth(shots: list[tuple[str, bytes]], threads: int, repeat: int) -> dict[str
             files.setdefault(section, []).append(Path(tmp) / f"{i}.jpg")
             files[section][-1].write_bytes(data)
         del shots
-        config = _config(Path(tmp), threads)
+        config = load_config(write_config(Path(tmp), Path(tmp), shots=3, back_shots=3, threads=threads))
         store = SessionStore(Database(Path(tmp) / "spool.db"), Path(tmp) / "images")
         grader = Grader(config.model, config.grading)
         grading = SessionGrading(config, store, EventBus("bench"), grader, lambda path: path)

@@ -34,6 +34,8 @@ def write_config(
     api_port: int = 0,
     extra: str = "",
     shots: int = 1,
+    back_shots: int = 1,
+    threads: int = 1,
     mqtt: str = "enabled = false",
     cloud: str = 'mode = "off"',
 ) -> Path:
@@ -58,10 +60,10 @@ shots = {shots}
 
 [rig.sections.back]
 camera = "cam"
-shots = 1
+shots = {back_shots}
 
 [model]
-threads = 1
+threads = {threads}
 
 [api]
 port = {api_port or free_port()}

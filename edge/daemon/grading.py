@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Any
 
 import numpy as np
 
@@ -124,7 +123,30 @@ class SessionGrading:
         grade: SessionGrade,
         timings: dict[str, float],
     ) -> SessionRecord:
-        result = self._result(session, originals, overlays, grade, timings)
+        """The result, built and committed (with its outbox rows, in one transaction)."""
+
+        def described(image: ImageRecord) -> ProcessedImage:
+            return ProcessedImage(url=self.url_of(image.path), section=image.section, path=image.path, size=image.size)
+
+        # The grader's stages, and the session's own: capture and storing beside grading (from
+        # frames), and the whole from the first shot or the first stored photo read to the result.
+        timings = {**grade.timings_ms, **{k: round(v, 1) for k, v in timings.items()}}
+        response = BoothProcessResponse(
+            sessionId=session.id,
+            imei=session.imei,
+            analysis=grade.analysis,
+            images=[described(image) for image in originals],
+            status=grade.status,
+            grade=grade.grade,
+            reason=grade.reason,
+            provisional_grade=grade.provisional_grade,
+            model=self.grader.info,
+            timings_ms=timings,
+            booth_id=self.config.booth.id,
+            time=utc_iso(),
+            overlays=[described(image) for image in overlays],
+        )
+        result = response.model_dump(mode="json")
         record = self.store.finish(
             session.id, grade.status, result, grade=grade.grade, reason=grade.reason,
             provisional_grade=grade.provisional_grade,
@@ -168,34 +190,3 @@ class SessionGrading:
             if scale is not None:
                 scales[section] = scale
         return scales
-
-    def _result(
-        self,
-        session: SessionRecord,
-        originals: list[ImageRecord],
-        overlays: list[ImageRecord],
-        grade: SessionGrade,
-        timings: dict[str, float],
-    ) -> dict[str, Any]:
-        def described(image: ImageRecord) -> ProcessedImage:
-            return ProcessedImage(url=self.url_of(image.path), section=image.section, path=image.path, size=image.size)
-
-        # The grader's stages, and the session's own: capture and storing beside grading (from
-        # frames), and the whole from the first shot or the first stored photo read to the result.
-        timings = {**grade.timings_ms, **{k: round(v, 1) for k, v in timings.items()}}
-        response = BoothProcessResponse(
-            sessionId=session.id,
-            imei=session.imei,
-            analysis=grade.analysis,
-            images=[described(image) for image in originals],
-            status=grade.status,
-            grade=grade.grade,
-            reason=grade.reason,
-            provisional_grade=grade.provisional_grade,
-            model=self.grader.info,
-            timings_ms=timings,
-            booth_id=self.config.booth.id,
-            time=utc_iso(),
-            overlays=[described(image) for image in overlays],
-        )
-        return response.model_dump(mode="json")
