@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -14,6 +15,9 @@ log = logging.getLogger(__name__)
 _SEARCH_LONG_SIDE = 640
 # How much less a blob's convex hull counts than the blob itself when judging rectangularity.
 _HULL_DISCOUNT = 0.1
+# A blob this rectangular is the device (a phone's rounded corners leave about 0.99): the cues
+# after the map that found it are not computed.
+_SETTLED_SOLIDITY = 0.97
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,9 @@ def _colour_distance(blur: np.ndarray, ref: np.ndarray | tuple[float, ...]) -> n
     return cv2.sqrt(cv2.transform(cv2.multiply(diff, diff), np.ones((1, 3), np.float32)))
 
 
-def _cue_maps(small: np.ndarray, empty: np.ndarray | None) -> list[tuple[np.ndarray, list[float]]]:
-    """Maps in which the device stands out, each with the thresholds worth trying on it.
+def _cue_maps(small: np.ndarray, empty: np.ndarray | None) -> Iterator[tuple[np.ndarray, list[float]]]:
+    """Maps in which the device stands out, each with the thresholds worth trying on it, the most
+    telling first; each is computed only when the ones before it found no clear device.
 
     Empty booth: distance from the calibrated background, where the camera has one.
     Colour: distance from the border's median after a blur that averages the felt's texture away.
@@ -98,28 +103,26 @@ def _cue_maps(small: np.ndarray, empty: np.ndarray | None) -> list[tuple[np.ndar
     from dark felt of nearly the same grey.
     """
     blur = cv2.GaussianBlur(small, (0, 0), 3.0).astype(np.float32)
-    maps = []
     if empty is not None:
         background = cv2.resize(empty, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
         change = _colour_distance(blur, cv2.GaussianBlur(background, (0, 0), 3.0).astype(np.float32))
-        maps.append((change, [8.0, 14.0, 25.0, 45.0]))
+        yield change, [8.0, 14.0, 25.0, 45.0]
     strip = _border(blur)
     ref = np.median(strip, axis=0)
     colour = _colour_distance(blur, tuple(float(c) for c in ref))
     spread = float(np.percentile(np.linalg.norm(strip - ref, axis=1), 95))
+    yield colour, sorted({max(8.0, spread * m) for m in (1.2, 1.6, 2.2, 3.0, 4.5)} | {30.0, 60.0})
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
     mean = cv2.blur(gray, (9, 9))
     texture = cv2.sqrt(cv2.max(cv2.blur(cv2.multiply(gray, gray), (9, 9)) - cv2.multiply(mean, mean), 0.0))
     texture = cv2.GaussianBlur(texture, (0, 0), 2.0)
     felt = float(np.median(_border(texture)))
-    maps.append((colour, sorted({max(8.0, spread * m) for m in (1.2, 1.6, 2.2, 3.0, 4.5)} | {30.0, 60.0})))
     if felt > 2.0:  # a smooth backdrop gives no texture cue
-        maps.append((felt - texture, [felt * m for m in (0.35, 0.5, 0.65)]))
+        yield felt - texture, [felt * m for m in (0.35, 0.5, 0.65)]
     # Darkness: a phone held up to the camera shows dark glass against hands and a busy room, where
     # the frame's border has no one colour to measure against.
     dark = 255.0 - cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
-    maps.append((dark, [255.0 - v for v in (50.0, 75.0, 100.0)]))
-    return maps
+    yield dark, [255.0 - v for v in (50.0, 75.0, 100.0)]
 
 
 def _framed(contour: np.ndarray, shape: tuple[int, ...]) -> bool:
@@ -172,8 +175,10 @@ def locate(
     k = max(3, round(min(small.shape[:2]) / 80)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     frame_area = small.shape[0] * small.shape[1]
-    best: tuple[float, np.ndarray, float, float] | None = None
+    best: tuple[float, np.ndarray, float, float, float] | None = None
     for cue, thresholds in _cue_maps(small, empty):
+        if best is not None and best[4] >= _SETTLED_SOLIDITY:
+            break
         for thr in thresholds:
             fg = cv2.morphologyEx((cue > thr).astype(np.uint8) * 255, cv2.MORPH_OPEN, kernel)
             fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, kernel, iterations=2)
@@ -190,7 +195,7 @@ def locate(
                 # rectangular blob: squareness counts for much more than size.
                 score = area * solidity**10
                 if best is None or score > best[0]:
-                    best = (score, box, area, aspect)
+                    best = (score, box, area, aspect, solidity)
     if best is None:
         return None
     log.debug("device at area %.3f, aspect %.2f", best[2], best[3])
