@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.capture.errors import CaptureError
 from edge.capture.frames import Frame
 from edge.capture.rig import CaptureRig
 from edge.config import load_config
@@ -158,6 +159,55 @@ def test_no_result_before_every_photo_is_on_disk(tmp_path: Path, booth_images: P
     assert len(store.images(session.id, "original")) == 3
 
 
+def _feed_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(("shot-feed", "grade-"))]
+
+
+def test_a_camera_failing_mid_session_stops_grading_and_keeps_the_photos_taken(
+    tmp_path: Path, booth_images: Path
+) -> None:
+    config = load_config(write_config(tmp_path / "cfg", booth_images, shots=2))
+    store, grading, _ = _grading(config, tmp_path)
+    photos = [cv2.imread(str(p)) for p in sorted((booth_images / "front").iterdir())[:2]]
+
+    class FailingBack(FrameCamera):
+        def capture(self, section: str) -> Frame:
+            if section == "back":
+                raise CaptureError("camera cam: sensor timed out")
+            return super().capture(section)
+
+    session = store.create(VALID_IMEI, "cli", status="capturing")
+    stored = threading.Event()
+    with pytest.raises(CaptureError, match="back shot 1: camera cam: sensor timed out"):
+        grading.capture_and_finish(session, CaptureRig(config, cameras={"cam": FailingBack({"front": photos})}),
+                                   stored.set)  # fmt: skip
+    assert [(i.section, i.shot) for i in store.images(session.id, "original")] == [("front", 0), ("front", 1)]
+    assert not stored.is_set() and store.get(session.id).result is None
+    wait_for(lambda: not _feed_threads(), timeout=10)
+
+
+def test_a_grading_failure_stops_the_cameras_without_hanging(tmp_path: Path, booth_images: Path) -> None:
+    config = load_config(write_config(tmp_path / "cfg", booth_images, shots=4))
+    store, grading, grader = _grading(config, tmp_path)
+    photos = [cv2.imread(str(p)) for p in sorted((booth_images / "front").iterdir())[:4]]
+    camera = FrameCamera({"front": photos, "back": photos[:1]})
+    calls = []
+
+    def broken_model(crop: np.ndarray) -> np.ndarray:
+        calls.append(crop.shape)
+        raise RuntimeError("interpreter failed")
+
+    grader._runtime.run = broken_model  # type: ignore[method-assign]
+    session = store.create(VALID_IMEI, "cli", status="capturing")
+    with pytest.raises(RuntimeError, match="interpreter failed"):
+        grading.capture_and_finish(session, CaptureRig(config, cameras={"cam": camera}), lambda: None)
+    assert len(calls) == 1
+    # The cameras stop within a shot or two of the failure instead of shooting the whole session.
+    assert len(camera.alive_at_shot) < 5
+    assert store.get(session.id).result is None
+    wait_for(lambda: not _feed_threads(), timeout=10)
+
+
 @pytest.mark.parametrize("phase", ["before the last photo is written", "after every photo is written"])
 def test_a_kill_between_grading_and_the_jpeg_write_leaves_no_result_without_its_images(
     tmp_path: Path, booth_images: Path, phase: str
@@ -198,6 +248,7 @@ def test_a_kill_between_grading_and_the_jpeg_write_leaves_no_result_without_its_
 KILL_SCRIPT = """
 import os, signal, sys, threading
 from pathlib import Path
+from edge.capture.errors import CaptureError
 from edge.capture.frames import Frame
 from edge.config import load_config
 from edge.daemon.wiring import build
