@@ -199,7 +199,7 @@ def booth(shots: list[tuple[str, bytes]], threads: int, repeat: int) -> dict[str
             if i:
                 out["frames"].append({"wall": wall, **record.result["timings_ms"]})
             t = time.perf_counter()
-            again = grading.grade_and_finish(store.get(session.id))
+            again = grading.grade_and_finish(store.get(session.id), from_camera=True)
             if i:
                 out["stored"].append({"wall": (time.perf_counter() - t) * 1000, **again.result["timings_ms"]})
             if record.grade != again.grade or record.status != again.status:
@@ -252,7 +252,8 @@ def main() -> None:
     for stage in (*SHOT_STAGES, "total"):
         print(f"  {stage:<19} {_spread([r[stage] for r in stored])}")
     print(f"  peak RSS with both paths: {b['rss_all']:.0f} MB")
-    print(f"  grades: {b['grade']}; frames and stored JPEGs disagreed on {len(b.get('disagreements', []))} sessions")
+    print(f"  grades: {b['grade']}; frames and stored JPEGs disagreed on {len(b.get('disagreements', []))} sessions"
+          f" {b.get('disagreements', '')}")
 
     demo = sorted((REPO / "config" / "demo-images").rglob("*.jpg"))[:6]
     sets = {

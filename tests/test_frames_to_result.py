@@ -31,7 +31,6 @@ from edge.spool.db import Database
 from edge.spool.sessions import SessionStore
 from edge.synth import render_scene
 from tests.booth_support import CONFIRM_EVERY_CRACK, REPO, VALID_IMEI, db_rows, wait_for, write_config
-from tests.test_grading_pipeline import cracked_photos
 
 
 class FrameCamera:
@@ -74,11 +73,12 @@ def _render(seed: int, face: str, defects: dict[str, int]) -> bytes:
 
 def test_grades_from_frames_and_from_the_stored_jpegs_agree(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path / "cfg", tmp_path, shots=2, extra=CONFIRM_EVERY_CRACK))
-    store, grading, grader = _grading(config, tmp_path)
-    crack = cv2.imdecode(np.frombuffer(cracked_photos(1)[0], np.uint8), cv2.IMREAD_COLOR)
+    store, grading, _ = _grading(config, tmp_path)
+    # Findings clear of their thresholds: a faint scratch or a chip at the edge of detection can
+    # come and go with the stored JPEG's loss, as with a photo taken again.
     frames = {
-        "front": [cv2.resize(crack, (4056, 3040), interpolation=cv2.INTER_LINEAR),
-                  _twelve_megapixels(_render(11, "front", {"scratch": 2}))],
+        "front": [_twelve_megapixels(_render(100, "front", {"crack": 1})),
+                  _twelve_megapixels(_render(22, "front", {"scratch": 2}))],
         "back": [_twelve_megapixels(_render(12, "back", {"dirt": 2}))],
     }  # fmt: skip
     rig = CaptureRig(config, cameras={"cam": FrameCamera(frames)})
@@ -94,12 +94,15 @@ def test_grades_from_frames_and_from_the_stored_jpegs_agree(tmp_path: Path) -> N
         data = store.read_image(image)
         assert hashlib.sha256(data).hexdigest() == image.sha256
         assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == (3040, 4056, 3)
-    again = grader.grade([(i.section, store.read_image(i)) for i in originals])
-    assert again.status == record.status and again.grade == record.grade
-    for section, analysis in again.analysis.items():
-        shown = live["analysis"][section]
-        assert {(d.kind, d.place) for d in analysis.defects} == {(d["kind"], d["place"]) for d in shown["defects"]}
-        assert abs(analysis.score - shown["score"]) <= 2
+    # What a restart does with a session whose photos are all stored: grade it from its JPEGs.
+    again = grading.grade_and_finish(store.get(session.id), from_camera=True)
+    assert again.status == record.status and again.grade == record.grade and again.result is not None
+    for section, shown in live["analysis"].items():
+        regraded = again.result["analysis"][section]
+        assert {(d["kind"], d["place"]) for d in regraded["defects"]} == {
+            (d["kind"], d["place"]) for d in shown["defects"]
+        }
+        assert abs(regraded["score"] - shown["score"]) <= 2, (shown, regraded)
     kinds = {d["kind"] for a in live["analysis"].values() for d in a["defects"]}
     assert {"crack", "scratch"} <= kinds  # the comparison covered real findings, not two empty answers
 

@@ -246,7 +246,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
             resolved.append((section, stored.path, stored.sha256))
         started = time.monotonic()
         try:
-            result = booth.process_uploads(imei, resolved, source="api")
+            result = booth.process_uploads(imei, resolved)
         except TriggerRefusedError as exc:
             raise refusal(exc) from None
         except SessionFailedError as exc:

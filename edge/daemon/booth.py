@@ -44,6 +44,8 @@ POLL_S = 1.0
 BUSY_RETRY_AFTER_S = 5
 STOPPING = "Booth is stopping: try again in a minute"
 DISK_FULL = "disk full: the session could not be stored"
+# The source of a session graded from uploaded photos (``/api/process``); every other came from the cameras.
+UPLOADS = "api"
 
 CloudWait = Callable[[str, float], "dict[str, Any] | None"]
 
@@ -161,7 +163,7 @@ class Booth:
         return session
 
     def process_uploads(
-        self, imei: str, uploads: Sequence[tuple[str, str, str]], source: str = "api"
+        self, imei: str, uploads: Sequence[tuple[str, str, str]], source: str = UPLOADS
     ) -> dict[str, Any]:
         """Grade uploaded photos as a session like a captured one; the answer once graded.
 
@@ -285,7 +287,7 @@ class Booth:
     def _run(self, session: SessionRecord) -> None:
         if session.status != "capturing":
             self.status.set("activity", "grading")
-            record = self.grading.grade_and_finish(session)
+            record = self.grading.grade_and_finish(session, from_camera=session.source != UPLOADS)
         else:
             self.status.set("activity", "capturing")
             try:

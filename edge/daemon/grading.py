@@ -21,8 +21,8 @@ from edge.config.root import AppConfig
 from edge.contract import BoothProcessResponse, ProcessedImage
 from edge.daemon.feed import ShotFeed
 from edge.events import EventBus
-from edge.grade.decode import ImageError
-from edge.grade.pipeline import Grader, SessionGrade
+from edge.grade.decode import ImageError, decode_whole
+from edge.grade.pipeline import Grader, Photo, SessionGrade
 from edge.grade.reference import load_reference
 from edge.spool.files import fsync_dir
 from edge.spool.reserve import disk_full
@@ -81,8 +81,13 @@ class SessionGrading:
         }
         return self._finish(session, originals, overlays, grade, timings)
 
-    def grade_and_finish(self, session: SessionRecord) -> SessionRecord:
-        """Grade a session from its stored photos: an upload's, or one a restart interrupted."""
+    def grade_and_finish(self, session: SessionRecord, from_camera: bool) -> SessionRecord:
+        """Grade a session from its stored photos: an upload's, or one a restart interrupted.
+
+        Photos the cameras shot (``from_camera``) are decoded whole and reduced as their frames
+        were, so a restart gives the answer grading the frames gave or would have given; uploads
+        keep the cheaper reduced decode.
+        """
         started = time.perf_counter()
         self.store.set_status(session.id, "grading")
         # Overlays of a grading cut short by a crash: this grading writes its own.
@@ -94,7 +99,7 @@ class SessionGrading:
             if not originals:
                 raise ImageError("session", 0, "no images were captured")
             # One stored photo in memory at a time: the grader reads them as it goes.
-            photos = ((image.section, self._read_verified(image)) for image in originals)
+            photos = ((image.section, self._read(image, from_camera)) for image in originals)
             grade = self.grader.grade(photos, self._mm_per_px(), empty=self._empty)
             overlays = self._store_overlays(session, grade)
         except (ImageError, OSError) as exc:
@@ -177,11 +182,11 @@ class SessionGrading:
         # The upload's checksum was taken when it was written; grading verifies it on read.
         self.store.register_image(session.id, section, shot, "original", target_rel, sha256, target.stat().st_size)
 
-    def _read_verified(self, image: ImageRecord) -> bytes:
+    def _read(self, image: ImageRecord, whole: bool) -> Photo:
         data = self.store.read_image(image)
         if hashlib.sha256(data).hexdigest() != image.sha256:
             raise ImageError(image.section, image.shot, "stored image is damaged (checksum mismatch)")
-        return data
+        return decode_whole(data, image.section, image.shot) if whole else data
 
     def _mm_per_px(self) -> dict[str, float]:
         scales = {}

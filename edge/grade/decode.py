@@ -10,6 +10,7 @@ import numpy as np
 
 from edge.imageinfo import header_size, sniff
 
+_WHOLE = 1 << 30  # a long side no photo reaches: decoded at scale 1
 _REDUCED = {
     1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -60,6 +61,12 @@ def decode(data: bytes, section: str, index: int, long_side: int) -> Decoded:
     if image is None or image.size == 0:
         raise ImageError(section, index, f"the {fmt.upper()} data is corrupt or truncated")
     return Decoded(image, k, fmt)
+
+
+def decode_whole(data: bytes, section: str, index: int) -> np.ndarray:
+    """A stored camera photo at full size, to be reduced as its frame was (``reduce_frame``): the
+    JPEG decoder's own 1/k scaling filters differently, enough to move a borderline finding."""
+    return decode(data, section, index, _WHOLE).image
 
 
 def reduce_frame(frame: np.ndarray, long_side: int) -> Decoded:
