@@ -56,7 +56,8 @@ JPEG_QUALITY = 92  # [storage] jpeg_quality's default
 SHOT_STAGES = ("decode", "preprocess", "inference", "postprocess")
 # The booth's threads for one photo, and the operations each runs (bench names, see operations()).
 PIPELINE = {
-    "feed (camera thread)": ("camera", "encode", "write"),
+    "camera": ("camera",),
+    "store": ("encode", "write"),
     "prepare": ("reduce", "gate", "locate", "warp", "check"),
     "model": ("invoke",),
     "finish": ("defects", "overlay"),
