@@ -90,6 +90,12 @@ class GradingConfig(BaseModel):
         ge=0,
         description="a smooth unbranched line ending further than this from the outline is a scratch, not a crack",
     )
+    min_crack_evidence: float = Field(
+        default=3.5,
+        ge=0,
+        description="a crack with less evidence than this (saturated cells crossed by a thin line, "
+        "edge.grade.evidence) is screen content, not a crack",
+    )
     merge_distance_mm: float = Field(
         default=4.0, ge=0, description="defects of one kind closer than this (also across shots) are one defect"
     )
