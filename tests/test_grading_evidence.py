@@ -32,10 +32,15 @@ def _wallpaper_edge(crop: np.ndarray) -> np.ndarray:
     return crop
 
 
+def _lit_screen() -> np.ndarray:
+    return np.full((1536, 768, 3), (200, 150, 120), np.uint8)
+
+
 def _soft_stripe(crop: np.ndarray) -> np.ndarray:
-    """A faint stripe of a wallpaper along the same cells: it stands out, but catches no light."""
+    """A faint stripe along the same cells: it stands out, but is no thin line of a crack's contrast."""
     x = COL * 16 + 8
-    cv2.line(crop, (x, ROWS.start * 16), (x, ROWS.stop * 16), (40, 40, 40), 2)
+    level = tuple(int(v) + 20 for v in crop[0, 0])
+    cv2.line(crop, (x, ROWS.start * 16), (x, ROWS.stop * 16), level, 2)
     return crop
 
 
@@ -70,8 +75,16 @@ def test_a_certain_crack_on_a_thin_line_is_a_crack_with_that_evidence() -> None:
 
 def test_a_certain_crack_along_a_faint_wallpaper_stripe_is_no_crack() -> None:
     # The model is just as sure, and the stripe is a stroke in the pixels, but no thin line of a
-    # crack's contrast crosses its cells: it is screen content.
-    probs, crop = grid(CRACK_CELLS), _soft_stripe(_dark_crop())
+    # crack's contrast crosses its cells, and the screen is lit: it is screen content.
+    probs, crop = grid(CRACK_CELLS), _soft_stripe(_lit_screen())
     without_rule = GradingConfig(min_crack_evidence=0)
     assert [d.kind for d in find_defects(probs, THRESHOLDS, crop, GEOM, without_rule, 0)] == ["crack"]
     assert [d for d in find_defects(probs, THRESHOLDS, crop, GEOM, CFG, 0) if d.kind == "crack"] == []
+
+
+def test_a_weak_crack_on_dark_glass_is_kept_for_a_person() -> None:
+    # A screen that is off shows no content to mistake: the same weak line stays a crack, with a
+    # confidence far below any crack_confirm, so the session goes to review.
+    defects = find_defects(grid(CRACK_CELLS), THRESHOLDS, _soft_stripe(_dark_crop()), GEOM, CFG, 0)
+    assert [d.kind for d in defects] == ["crack"]
+    assert defects[0].confidence < 0.05

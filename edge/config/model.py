@@ -94,7 +94,13 @@ class GradingConfig(BaseModel):
         default=3.5,
         ge=0,
         description="a crack with less evidence than this (saturated cells crossed by a thin line, "
-        "edge.grade.evidence) is screen content, not a crack",
+        "edge.grade.evidence) on a lit screen is screen content, not a crack",
+    )
+    lit_brightness: float = Field(
+        default=60.0,
+        ge=0,
+        le=255,
+        description="median grey under a crack from which the glass is lit (content shows), for min_crack_evidence",
     )
     merge_distance_mm: float = Field(
         default=4.0, ge=0, description="defects of one kind closer than this (also across shots) are one defect"

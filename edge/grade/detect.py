@@ -162,6 +162,11 @@ def _measure(gray: np.ndarray, cells: np.ndarray, geom: Geometry) -> _Size:
     return _Size(float(length), float(width), float(area), int(mask.sum()), line, smooth)
 
 
+def _pixels(cells: np.ndarray, stride: int) -> np.ndarray:
+    """The crop's pixels under the cells, as a bool mask."""
+    return np.kron(cells, np.ones((stride, stride), bool))
+
+
 def _edge_distance_mm(cells: np.ndarray, geom: Geometry) -> float:
     """How far the cells nearest the device's outline are from it, in mm."""
     gh, gw = cells.shape
@@ -240,8 +245,13 @@ def find_blobs(
                 if lines is None:
                     lines = line_pixels_per_cell(gray, geom.stride)
                 mass = crack_mass(probs[..., SCRATCH], probs[..., CRACK], cells, lines, thresholds[CRACK - 1])
-                if mass < cfg.min_crack_evidence:
-                    continue  # the model is sure nowhere a thin line crosses: wallpaper, icons, a photo
+                if (
+                    mass < cfg.min_crack_evidence
+                    and float(np.median(gray[_pixels(cells, geom.stride)])) >= cfg.lit_brightness
+                ):
+                    # Sure nowhere a thin line crosses, on a lit screen: wallpaper, icons, a photo. On
+                    # dark glass there is no content to mistake, so a weak crack stays (a review).
+                    continue
                 confidence = crack_confidence(mass)
             out.append(Blob(kind, cells, size, min(1.0, confidence)))
     return out
