@@ -64,7 +64,8 @@ def test_evidence_grows_with_the_certain_cells_a_line_crosses() -> None:
     assert crack_mass(probs[..., 1], probs[..., 2], half, lines, 0.9) < 0.6 * full
     # The same certainty where no line crosses is no evidence at all.
     assert crack_mass(probs[..., 1], probs[..., 2], cells, np.zeros_like(lines), 0.9) == 0
-    assert 0 < confidence(3) < confidence(30) < confidence(3000) < 1
+    # More certain line cells, or the same ones making up more of the blob, is more evidence.
+    assert 0 < confidence(3, 30) < confidence(30, 300) < confidence(30, 40) < confidence(3000, 3000) < 1
 
 
 def test_a_certain_crack_on_a_thin_line_is_a_crack_with_that_evidence() -> None:

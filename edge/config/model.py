@@ -93,7 +93,7 @@ class GradingConfig(BaseModel):
     min_crack_evidence: float = Field(
         default=3.5,
         ge=0,
-        description="a crack with less evidence than this (saturated cells crossed by a thin line, "
+        description="a crack with less evidence mass than this (saturated cells crossed by a thin line, "
         "edge.grade.evidence) on a lit screen is screen content, not a crack",
     )
     lit_brightness: float = Field(

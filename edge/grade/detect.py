@@ -252,7 +252,7 @@ def find_blobs(
                     # Sure nowhere a thin line crosses, on a lit screen: wallpaper, icons, a photo. On
                     # dark glass there is no content to mistake, so a weak crack stays (a review).
                     continue
-                confidence = crack_confidence(mass)
+                confidence = crack_confidence(mass, int(cells.sum()))
             out.append(Blob(kind, cells, size, min(1.0, confidence)))
     return out
 

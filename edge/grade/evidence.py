@@ -7,10 +7,11 @@ cells that are both near-certain and crossed by thin high-contrast lines (the cr
 wallpaper, photos and icons give a few such cells, or certain cells over soft gradients and
 textures with no thin line in them.
 
-The evidence is the sum, over the crack's cells that a thin line crosses and that the model calls
-crack rather than scratch, of how far the line's probability rises above the crack threshold
-towards certainty (1 for a saturated cell). It is
-reported as a confidence in [0, 1) that grows with it: ``mass / (mass + EVIDENCE_SCALE)``.
+The evidence mass is the sum, over the crack's cells that a thin line crosses and that the model
+calls crack rather than scratch, of how far the line's probability rises above the crack threshold
+towards certainty (1 for a saturated cell). The evidence is that mass times the share of the
+blob's cells it makes up; it is reported as a confidence in [0, 1) that grows with it:
+``evidence / (evidence + EVIDENCE_SCALE)``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ _LINE_CONTRAST = 30
 # A cell counts as crossed by a line when this many of its pixels are line pixels (three quarters
 # of a 16 px cell crossed by a one-pixel line).
 _LINE_PIXELS_PER_CELL = 12
-# The mass at which the confidence reaches one half, in saturated line cells.
-EVIDENCE_SCALE = 50.0
+# The evidence at which the confidence reaches one half, in saturated line cells.
+EVIDENCE_SCALE = 20.0
 
 
 def line_pixels_per_cell(gray: np.ndarray, stride: int) -> np.ndarray:
@@ -55,6 +56,13 @@ def crack_mass(
     return float(rise[cells & crossed & (p_crack >= p_scratch)].sum())
 
 
-def confidence(mass: float) -> float:
-    """The evidence mass as a confidence in [0, 1), the crack Defect's ``confidence``."""
-    return mass / (mass + EVIDENCE_SCALE)
+def confidence(mass: float, cells: int) -> float:
+    """The crack Defect's ``confidence`` in [0, 1): its evidence mass, times the share of its cells
+    that carry it.
+
+    A broken screen's crack blob is made mostly of certain cells crossed by thin lines; the model
+    firing over a textured photo or a busy wallpaper makes a broad blob of which few cells show a
+    line, however many of them it is sure of.
+    """
+    evidence = mass * mass / max(1, cells)
+    return evidence / (evidence + EVIDENCE_SCALE)

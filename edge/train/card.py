@@ -41,8 +41,9 @@ def _real_results(real: dict[str, Any] | None, thresholds: dict[str, float]) -> 
 The whole pipeline (locate, quality gate, model, rules, review) on {real["photos"]} real photos
 with image-level labels, judged by the rules of the photo set's README (`bench/bench_real.py`).
 `crack_confirm` = {thresholds.get("crack_confirm")}: a crack with less evidence (the model's
-certainty summed over the cells a thin line crosses, `edge/grade/evidence.py`; its highest
-probability alone saturates on screen content as on broken glass) sends the session to a
+certainty summed over the cells a thin line crosses, weighed by the share of the crack's cells
+that carry it, `edge/grade/evidence.py`; its highest probability alone saturates on screen
+content as on broken glass) sends the session to a
 technician's review, unless the face is shattered (a web of cracks settles it whatever their
 evidence); it was picked on the calibration part (web and hand-held photos) and the MSD training
 part. {_saturation_note(thresholds.get("crack_confirm"))}
