@@ -21,7 +21,7 @@ class ModelConfig(BaseModel):
     thresholds: dict[Literal["scratch", "crack", "chip", "dirt", "crack_confirm"], float] = Field(
         default_factory=dict,
         description="per-class probability thresholds overriding the metadata's; a crack found with less "
-        "crack probability than crack_confirm sends the session to a technician's review",
+        "evidence (its confidence, edge.grade.evidence) than crack_confirm sends the session to a technician's review",
     )
 
     @model_validator(mode="after")

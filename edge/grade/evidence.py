@@ -38,7 +38,9 @@ def line_pixels_per_cell(gray: np.ndarray, stride: int) -> np.ndarray:
     lines = cv2.max(bright, cv2.morphologyEx(gray, cv2.MORPH_BLACKHAT, kernel))
     mask = (lines >= _LINE_CONTRAST).astype(np.float32)
     gh, gw = gray.shape[0] // stride, gray.shape[1] // stride
-    return mask[: gh * stride, : gw * stride].reshape(gh, stride, gw, stride).sum(axis=(1, 3))
+    # An area resize by a whole factor is each cell's mean, a few times faster than numpy's sum.
+    mean = cv2.resize(mask[: gh * stride, : gw * stride], (gw, gh), interpolation=cv2.INTER_AREA)
+    return np.rint(mean * stride * stride)
 
 
 def crack_mass(
