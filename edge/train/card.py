@@ -40,13 +40,15 @@ def _real_results(real: dict[str, Any] | None, thresholds: dict[str, float]) -> 
     return f"""## Real photos
 The whole pipeline (locate, quality gate, model, rules, review) on {real["photos"]} real photos
 with image-level labels, judged by the rules of the photo set's README (`bench/bench_real.py`).
-`crack_confirm` = {thresholds.get("crack_confirm")}: a crack with less evidence (the model's
+The dirt threshold ({thresholds.get("dirt")}) is the one that misses the fewest oil and stain photos
+while telling the fewest intact phones to clean their screen (the model is less sure of real oil
+than of rendered dirt). `crack_confirm` = {thresholds.get("crack_confirm")}: a crack with less evidence (the model's
 certainty summed over the cells a thin line crosses, weighed by the share of the crack's cells
 that carry it, `edge/grade/evidence.py`; its highest probability alone saturates on screen
 content as on broken glass) sends the session to a
 technician's review, unless the face is shattered (a web of cracks settles it whatever their
-evidence); it was picked on the calibration part (web and hand-held photos) and the MSD training
-part. {_saturation_note(thresholds.get("crack_confirm"))}
+evidence). Both were picked on the calibration part (web and hand-held photos) and the MSD
+training part. {_saturation_note(thresholds.get("crack_confirm"))}
 The held-out part ({real["held_out"]} photos) never trained the model and never
 picked a threshold:
 
@@ -116,7 +118,8 @@ glows to narrow soft lines) are drawn but labelled clean.
 
 ## Held-out results
 {meta["training"]["held_out_renders"]} renders with seeds the training never used, through the
-int8 model, thresholds {meta["thresholds"]} (picked on a separate validation set). Scratch and
+int8 model, thresholds {meta["thresholds"]} (scratch, crack and chip picked on a separate
+validation set of renders; dirt and crack_confirm on real photos, see below). Scratch and
 crack are both lines in the glass: each is tested on their summed probability and every connected
 line takes the kind with more probability on it. Predictions go through the pipeline's own rules
 (`edge/grade/detect.py`: strokes in the pixels, smooth inner lines are scratches, lines on dirt
