@@ -59,9 +59,9 @@ def cracked_photos(count: int) -> list[bytes]:
 def test_cracked_phone_grades_d_or_worse(grader: Grader, index: int) -> None:
     result = grader.grade([("front", cracked_photos(3)[index])])
     check_contract(result)
-    # The committed model confirms a crack only as a shattered face; one crack alone is a review
-    # whose provisional grade is the D or E it would give.
-    assert (result.status, result.grade) in (("graded", "E"), ("review", None))
+    # A crack with strong evidence in the pixels (or a shattered face) is graded; a weaker one is a
+    # review whose provisional grade is the D or E it would give.
+    assert (result.status, result.grade) in (("graded", "D"), ("graded", "E"), ("review", None))
     assert result.grade or result.provisional_grade in ("D", "E")
     front = result.analysis["front"]
     assert any("crack" in i or "shattered" in i for i in front.issues)

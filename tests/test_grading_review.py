@@ -7,6 +7,7 @@ import pytest
 
 from edge.config.model import GradingConfig, ModelConfig
 from edge.grade import Grader
+from edge.grade.runtime import load_meta
 from edge.synth import render_scene
 from tests.test_grading_pipeline import cracked_photos
 
@@ -29,6 +30,16 @@ def test_lit_screen_content_on_an_intact_phone_is_no_crack(grader: Grader, seed:
     assert result.status == "graded", result.reason
     assert [d for d in front.defects if d.kind == "crack"] == []
     assert result.grade in ("A", "B"), front.defects
+
+
+def test_a_long_crack_on_dark_glass_is_graded_by_the_booth_alone(grader: Grader) -> None:
+    # Its line crosses most of its cells: evidence enough for the committed crack_confirm.
+    result = grader.grade([("front", cracked_photos(1)[0])])
+    assert result.status == "graded", result.reason
+    assert result.grade in ("D", "E")
+    cracks = [d for d in result.analysis["front"].defects if d.kind == "crack"]
+    crack_confirm = load_meta(ModelConfig().path.with_suffix(".json")).thresholds["crack_confirm"]
+    assert cracks and max(d.confidence for d in cracks) >= crack_confirm
 
 
 def test_crack_on_weak_evidence_goes_to_review_with_a_provisional_grade() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edge.contract import BoothSectionAnalysis, Defect
 from edge.grade import SessionGrade
-from edge.train.labelled_photos import Answer, Photo, load_labels, pick_crack_confirm, split
+from edge.train.labelled_photos import Answer, Photo, load_labels, pick_crack_confirm, pick_dirt, split
 
 
 def labels_csv(tmp_path: Path) -> Path:
@@ -63,3 +63,19 @@ def test_crack_confirm_is_picked_above_every_false_crack() -> None:
     t = pick_crack_confirm(answers)
     assert 0.8 < t <= 0.97
     assert [a.confirmed_at(t).status for a in answers] == ["graded", "graded", "review"]
+
+
+def test_dirt_threshold_is_picked_to_find_smears_without_needless_cleaning() -> None:
+    clean = ("clean screen and retake",)
+
+    def graded(t: float) -> list[Answer]:
+        # Lower thresholds find the oil drop from 0.8 down and the stain from 0.6 down, but below
+        # 0.7 they also tell an intact phone to clean its screen.
+        return [
+            answer("oil", "graded", "A", ["dirt"] if t <= 0.8 else [], clean if t <= 0.8 else ()),
+            answer("stain", "graded", "A", ["dirt"] if t <= 0.6 else [], clean if t <= 0.6 else ()),
+            answer("good", "graded", "A", ["dirt"] if t < 0.7 else [], clean if t < 0.7 else ()),
+            answer("good", "graded", "A", ["dirt"] if t < 0.7 else [], clean if t < 0.7 else ()),
+        ]
+
+    assert pick_dirt(graded, (0.9, 0.8, 0.7, 0.6, 0.5)) == 0.8

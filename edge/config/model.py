@@ -21,7 +21,7 @@ class ModelConfig(BaseModel):
     thresholds: dict[Literal["scratch", "crack", "chip", "dirt", "crack_confirm"], float] = Field(
         default_factory=dict,
         description="per-class probability thresholds overriding the metadata's; a crack found with less "
-        "crack probability than crack_confirm sends the session to a technician's review",
+        "evidence (its confidence, edge.grade.evidence) than crack_confirm sends the session to a technician's review",
     )
 
     @model_validator(mode="after")
@@ -89,6 +89,18 @@ class GradingConfig(BaseModel):
         default=3.0,
         ge=0,
         description="a smooth unbranched line ending further than this from the outline is a scratch, not a crack",
+    )
+    min_crack_evidence: float = Field(
+        default=3.5,
+        ge=0,
+        description="a crack with less evidence mass than this (saturated cells crossed by a thin line, "
+        "edge.grade.evidence) on a lit screen is screen content, not a crack",
+    )
+    lit_brightness: float = Field(
+        default=60.0,
+        ge=0,
+        le=255,
+        description="median grey under a crack from which the glass is lit (content shows), for min_crack_evidence",
     )
     merge_distance_mm: float = Field(
         default=4.0, ge=0, description="defects of one kind closer than this (also across shots) are one defect"

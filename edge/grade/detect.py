@@ -10,6 +10,8 @@ import numpy as np
 
 from edge.config.model import GradingConfig
 from edge.contract import DEFECT_KINDS, Defect
+from edge.grade.evidence import confidence as crack_confidence
+from edge.grade.evidence import crack_mass, line_pixels_per_cell
 
 # A kind's label in the cell grid, which is also its column in the model's output (0 is none).
 SCRATCH, CRACK, CHIP, DIRT = (DEFECT_KINDS.index(k) + 1 for k in ("scratch", "crack", "chip", "dirt"))
@@ -160,6 +162,11 @@ def _measure(gray: np.ndarray, cells: np.ndarray, geom: Geometry) -> _Size:
     return _Size(float(length), float(width), float(area), int(mask.sum()), line, smooth)
 
 
+def _pixels(cells: np.ndarray, stride: int) -> np.ndarray:
+    """The crop's pixels under the cells, as a bool mask."""
+    return np.kron(cells, np.ones((stride, stride), bool))
+
+
 def _edge_distance_mm(cells: np.ndarray, geom: Geometry) -> float:
     """How far the cells nearest the device's outline are from it, in mm."""
     gh, gw = cells.shape
@@ -180,8 +187,9 @@ class Blob:
     cells: np.ndarray  # bool grid
     size: _Size
     # The highest probability of the evidence that found it: scratch + crack for a scratch (or the
-    # dirt a line turned out to be), the crack probability alone for a crack, since a crack decides
-    # a D or E and must stand on its own evidence.
+    # dirt a line turned out to be); for a crack, which decides a D or E, how much of it the model
+    # is sure of where the pixels show a thin line (``edge.grade.evidence``), since its highest
+    # probability saturates on screen content as on broken glass.
     confidence: float
 
 
@@ -198,6 +206,7 @@ def find_blobs(
     dirty = (labels == DIRT) | (probs[..., DIRT] >= cfg.dirt_zone_probability)
     dirt_zone = cv2.dilate(dirty.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     out: list[Blob] = []
+    lines: np.ndarray | None = None
     # A scratch and a crack fragment of one line are one defect; which kind it is, the line's
     # summed probabilities decide.
     for members, fixed in (((SCRATCH, CRACK), None), ((CHIP,), "chip"), ((DIRT,), "dirt")):
@@ -233,7 +242,17 @@ def find_blobs(
                 # looks; glass breaks in straight runs with sharp turns, and usually from an edge.
                 kind = "scratch"
             if kind == "crack":
-                confidence = float(probs[..., CRACK][cells].max())
+                if lines is None:
+                    lines = line_pixels_per_cell(gray, geom.stride)
+                mass = crack_mass(probs[..., SCRATCH], probs[..., CRACK], cells, lines, thresholds[CRACK - 1])
+                if (
+                    mass < cfg.min_crack_evidence
+                    and float(np.median(gray[_pixels(cells, geom.stride)])) >= cfg.lit_brightness
+                ):
+                    # Sure nowhere a thin line crosses, on a lit screen: wallpaper, icons, a photo. On
+                    # dark glass there is no content to mistake, so a weak crack stays (a review).
+                    continue
+                confidence = crack_confidence(mass, int(cells.sum()))
             out.append(Blob(kind, cells, size, min(1.0, confidence)))
     return out
 

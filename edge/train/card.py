@@ -22,15 +22,15 @@ cell of a scratch photo to "no crack or chip", and the most likely scratch cell 
 The photos are not in this repository: `edge-grader-train --real DIR` reads them."""
 
 
-# The largest probability an int8 softmax output can carry: (127 + 128) / 256.
-_INT8_MAX_PROBABILITY = 0.996
+# Crack evidence (edge.grade.evidence.confidence) stays below 1; a crack_confirm of 1 or more
+# sends every lone crack to review.
+_MAX_EVIDENCE = 0.9999
 
 
 def _saturation_note(crack_confirm: float | None) -> str:
-    if crack_confirm is None or crack_confirm <= _INT8_MAX_PROBABILITY:
+    if crack_confirm is None or crack_confirm <= _MAX_EVIDENCE:
         return ""
-    return """It lies above any probability the int8 model can give: on real photos its most
-confident false cracks reach the same top value as real ones, so with this model one crack alone
+    return """It lies above any evidence the pipeline can give: with this model one crack alone
 always goes to a person and only a shattered face is graded E by the booth itself. """
 
 
@@ -40,10 +40,15 @@ def _real_results(real: dict[str, Any] | None, thresholds: dict[str, float]) -> 
     return f"""## Real photos
 The whole pipeline (locate, quality gate, model, rules, review) on {real["photos"]} real photos
 with image-level labels, judged by the rules of the photo set's README (`bench/bench_real.py`).
-`crack_confirm` = {thresholds.get("crack_confirm")}: a crack with less crack probability sends
-the session to a technician's review, unless the face is shattered (a web of cracks settles it
-whatever their probability); it was picked on the calibration part (web and hand-held photos)
-and the MSD training part. {_saturation_note(thresholds.get("crack_confirm"))}
+The dirt threshold ({thresholds.get("dirt")}) is the one that misses the fewest oil and stain photos
+while telling the fewest intact phones to clean their screen (the model is less sure of real oil
+than of rendered dirt). `crack_confirm` = {thresholds.get("crack_confirm")}: a crack with less evidence (the model's
+certainty summed over the cells a thin line crosses, weighed by the share of the crack's cells
+that carry it, `edge/grade/evidence.py`; its highest probability alone saturates on screen
+content as on broken glass) sends the session to a
+technician's review, unless the face is shattered (a web of cracks settles it whatever their
+evidence). Both were picked on the calibration part (web and hand-held photos) and the MSD
+training part. {_saturation_note(thresholds.get("crack_confirm"))}
 The held-out part ({real["held_out"]} photos) never trained the model and never
 picked a threshold:
 
@@ -71,7 +76,8 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
     real = meta.get("real_photos")
     h, w = meta["input_shape"][1:3]
     gh, gw = meta["output_grid"]
-    path.write_text(f"""# {meta["name"]} {meta["version"]}: booth defect model card
+    path.write_text(
+        f"""# {meta["name"]} {meta["version"]}: booth defect model card
 
 ## What it does
 Given the canonical crop of one phone face (the device found on the booth background and warped
@@ -112,7 +118,8 @@ glows to narrow soft lines) are drawn but labelled clean.
 
 ## Held-out results
 {meta["training"]["held_out_renders"]} renders with seeds the training never used, through the
-int8 model, thresholds {meta["thresholds"]} (picked on a separate validation set). Scratch and
+int8 model, thresholds {meta["thresholds"]} (scratch, crack and chip picked on a separate
+validation set of renders; dirt and crack_confirm on real photos, see below). Scratch and
 crack are both lines in the glass: each is tested on their summed probability and every connected
 line takes the kind with more probability on it. Predictions go through the pipeline's own rules
 (`edge/grade/detect.py`: strokes in the pixels, smooth inner lines are scratches, lines on dirt
@@ -154,4 +161,6 @@ Reproduce this file with `edge-grader-train --out models --real DIR` (extra `tra
 labelled real photos folder); after a change to the pipeline's rules,
 `edge-grader-train --out models --rethreshold --real DIR` re-picks the thresholds and re-measures
 the committed model without training.
-""" + ("\n" + kept if kept else ""))
+"""
+        + ("\n" + kept if kept else "")
+    )

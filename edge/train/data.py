@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from multiprocessing import Pool
+from multiprocessing import Pool, get_context
 
 import cv2
 import numpy as np
@@ -92,5 +92,7 @@ def make_patches(seeds: list[int], per_render: int, workers: int) -> tuple[np.nd
 
 
 def make_canonicals(seeds: list[int], workers: int) -> list[Canonical]:
-    with Pool(workers, initializer=_one_thread) as pool:
+    # Spawned, not forked: a fork after OpenCV or the interpreter have started their threads (the
+    # real-photo measurement runs first) can leave a worker waiting on a lock forever.
+    with get_context("spawn").Pool(workers, initializer=_one_thread) as pool:
         return pool.starmap(render_canonical, [(s, False) for s in seeds], chunksize=4)
