@@ -56,8 +56,7 @@ JPEG_QUALITY = 92  # [storage] jpeg_quality's default
 SHOT_STAGES = ("decode", "preprocess", "inference", "postprocess")
 # The booth's threads for one photo, and the operations each runs (bench names, see operations()).
 PIPELINE = {
-    "camera": ("camera",),
-    "store": ("encode", "write"),
+    "feed (camera thread)": ("camera", "encode", "write"),
     "prepare": ("reduce", "gate", "locate", "warp", "check"),
     "model": ("invoke",),
     "finish": ("defects", "overlay"),
@@ -168,8 +167,11 @@ def grader_from_frames(shots: list[tuple[str, bytes]], threads: int, repeat: int
     return {"walls": walls, "stages": stages, "invoke": statistics.median(invokes), "grade": result.grade}
 
 
-def booth(shots: list[tuple[str, bytes]], threads: int, repeat: int) -> dict[str, Any]:
-    """Sessions through the booth's code from frames, then each regraded from its stored JPEGs."""
+def booth(photos: list[tuple[str, Path]], threads: int, repeat: int) -> dict[str, Any]:
+    """Sessions through the booth's code from frames, then each regraded from its stored JPEGs.
+
+    The photos come as files, read only by the stand-in camera: the process holds no input of its
+    own, so its peak RSS is the booth's."""
     from edge.capture.rig import CaptureRig
     from edge.config import load_config
     from edge.daemon.grading import SessionGrading
@@ -182,10 +184,8 @@ def booth(shots: list[tuple[str, bytes]], threads: int, repeat: int) -> dict[str
     out: dict[str, Any] = {"frames": [], "stored": []}
     with tempfile.TemporaryDirectory(prefix="bench-frames-") as tmp:
         files: dict[str, list[Path]] = {}
-        for i, (section, data) in enumerate(shots):
-            files.setdefault(section, []).append(Path(tmp) / f"{i}.jpg")
-            files[section][-1].write_bytes(data)
-        del shots
+        for section, path in photos:
+            files.setdefault(section, []).append(path)
         config = load_config(write_config(Path(tmp), Path(tmp), shots=3, back_shots=3, threads=threads))
         store = SessionStore(Database(Path(tmp) / "spool.db"), Path(tmp) / "images")
         grader = Grader(config.model, config.grading)
@@ -241,7 +241,11 @@ def main() -> None:
         print(f"  {stage:<19} {_spread([s[stage] for s in g['stages']])}  (summed over the six photos)")
     print(f"  bare invoke {g['invoke']:.1f} ms; per photo {per_photo:.1f} ms = {per_photo / g['invoke']:.2f} x invoke")
 
-    b = child(booth, shots, args.threads, args.repeat)
+    with tempfile.TemporaryDirectory(prefix="bench-frames-photos-") as folder:
+        files = [(section, Path(folder) / f"{i}.jpg") for i, (section, _) in enumerate(shots)]
+        for (_, path), (_, data) in zip(files, shots, strict=True):
+            path.write_bytes(data)
+        b = child(booth, files, args.threads, args.repeat)
     frames, stored = b["frames"], b["stored"]
     print("\nbooth, from the cameras' frames (capture, JPEG write with fsync, grading, overlays, commit):")
     print(f"  session             {_spread([r['wall'] for r in frames])}")

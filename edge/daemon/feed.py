@@ -1,13 +1,12 @@
 """One captured session's shots on their way from the cameras: to the grader in memory, to the spool
 as JPEG.
 
-The rig shoots on the feed's own thread. Each frame is handed to the grader and to a second thread
-that encodes and stores it (atomic write, fsync, sha256, row), so the camera takes the next shot
-while this one is encoded and graded: on a Pi the JPEG encode of a 12 MP frame costs about as much
-as grading it. The next shot waits until the grader has picked this frame up and the frame before
-is on disk, so two full frames live at once whatever the session's size (the one being shot, the
-one being stored and read). The session's result waits for ``stored()``: nothing is committed or
-published before every one of its images is on disk.
+The rig shoots on the feed's own thread. Each frame is handed to the grader, and the same thread
+then encodes and stores it (atomic write, fsync, sha256, row) while the grader works; the next shot
+is taken once the grader has picked this one up. So two full frames live at once whatever the
+session's size (the one the grader reads, the one being shot), and the camera shoots the next
+section while this one is graded. The session's result waits for ``stored()``: nothing is
+committed or published before every one of its images is on disk.
 """
 
 from __future__ import annotations
@@ -56,9 +55,7 @@ class ShotFeed:
         self._taken = threading.Semaphore(0)
         self._closed = threading.Event()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="shot-feed")
-        self._storing = ThreadPoolExecutor(1, thread_name_prefix="shot-store")
         self._job: Future[None] | None = None
-        self._writing: Future[None] | None = None
         self.records: list[ImageRecord] = []
         self.capture_ms = 0.0  # from the first shot until the last one is on disk
         self.store_ms = 0.0  # encoding and writing the JPEGs, summed
@@ -99,29 +96,21 @@ class ShotFeed:
         started = time.perf_counter()
         try:
             self._rig.capture_session(self._take)
-            if self._writing is not None:
-                self._writing.result()
             self.capture_ms = (time.perf_counter() - started) * 1000
             self._on_stored()
         finally:
-            self._storing.shutdown(wait=True)  # no write left running behind a failed session
             self._hand_over(_END)
 
     def _take(self, section: str, shot: int, frame: Frame) -> None:
         if self._closed.is_set():
             raise CaptureError(STOPPED)
         self._hand_over((section, frame.image))
-        if self._writing is not None:
-            self._writing.result()  # the shot before is on disk (or its error ends the session here)
-        self._writing = self._storing.submit(self._write, section, shot, frame)
-        while not self._taken.acquire(timeout=_POLL_S):
-            if self._closed.is_set():
-                raise CaptureError(STOPPED)
-
-    def _write(self, section: str, shot: int, frame: Frame) -> None:
         t = time.perf_counter()
         self.records.append(self._store.add_image(self._session, section, shot, frame.jpeg(self._quality)))
         self.store_ms += (time.perf_counter() - t) * 1000
+        while not self._taken.acquire(timeout=_POLL_S):
+            if self._closed.is_set():
+                raise CaptureError(STOPPED)
 
     def _hand_over(self, item: object) -> None:
         while not self._closed.is_set():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -112,34 +112,24 @@ class Grader:
             shots[section].append(shot)
             return shot, self._prepare(shot, photo, backgrounds.get(section))
 
-        def finished(job: Future[tuple[_Shot, bytes, float]]) -> None:
-            shot, blob, ms = job.result()
-            timings["postprocess"] += ms
-            overlays.append((shot.section, shot.index, blob))
-            if progress is not None:
-                progress(len(overlays))
-
-        # Three stages, one photo in each: the next photo is read, located and warped on one
-        # thread, this one goes through the model here, the one before gets its defects and overlay
-        # on another. OpenCV and the interpreter release the GIL, so a session costs about its
-        # slowest stage, and at most three photos are held at once however many the session has.
-        with (
-            ThreadPoolExecutor(1, thread_name_prefix="grade-prepare") as preparing,
-            ThreadPoolExecutor(1, thread_name_prefix="grade-finish") as finishing,
-        ):
+        # Two stages: the next photo is read, located and warped on a thread while this one goes
+        # through the model, its defects and its overlay here. OpenCV and the interpreter release
+        # the GIL, so a session costs about the slower stage (preparing, by far), and two photos are
+        # held at once however many the session has.
+        with ThreadPoolExecutor(1, thread_name_prefix="grade-prepare") as preparing:
             ahead = preparing.submit(pull)
-            last: Future[tuple[_Shot, bytes, float]] | None = None
             while (item := ahead.result()) is not None:
                 ahead = preparing.submit(pull)
                 shot, prepared = item
                 timings["decode"] += prepared.decode_ms
                 timings["preprocess"] += prepared.preprocess_ms
                 probs = self._infer(prepared, timings)
-                if last is not None:
-                    finished(last)
-                last = finishing.submit(self._finish, shot, prepared, probs, mm_per_px)
-            if last is not None:
-                finished(last)
+                blob, ms = self._finish(shot, prepared, probs, mm_per_px)
+                del item, prepared  # not held while the next photo is waited for
+                timings["postprocess"] += ms
+                overlays.append((shot.section, shot.index, blob))
+                if progress is not None:
+                    progress(len(overlays))
         t = time.perf_counter()
         analysis = {section: self._section(section, group) for section, group in shots.items()}
         retakes = {s: a.reason for s, a in analysis.items() if a.status == "retake"}
@@ -209,8 +199,8 @@ class Grader:
 
     def _finish(
         self, shot: _Shot, prep: _Prepared, probs: np.ndarray | None, mm_per_px: Mapping[str, float] | None
-    ) -> tuple[_Shot, bytes, float]:
-        """Find the defects and draw the overlay of one photo; the shot, its overlay, the ms taken."""
+    ) -> tuple[bytes, float]:
+        """Find the defects and draw the overlay of one photo; the overlay and the ms taken."""
         t = time.perf_counter()
         shot.reason = prep.reason
         if probs is not None and prep.crop is not None and prep.loc is not None:
@@ -221,7 +211,7 @@ class Grader:
             None if prep.reason is None else f"RETAKE: {prep.reason}", self._cfg.overlay_long_side,
             self._cfg.overlay_quality,
         )  # fmt: skip
-        return shot, blob, (time.perf_counter() - t) * 1000
+        return blob, (time.perf_counter() - t) * 1000
 
     def _geometry(self, loc: Location, mm_per_px: float | None, decode_scale: int) -> Geometry:
         long_px, short_px = quad_sides(loc.quad)
