@@ -58,8 +58,7 @@ SHOT_STAGES = ("decode", "preprocess", "inference", "postprocess")
 PIPELINE = {
     "feed (camera thread)": ("camera", "encode", "write"),
     "prepare": ("reduce", "gate", "locate", "warp", "check"),
-    "model": ("invoke",),
-    "finish": ("defects", "overlay"),
+    "model and finish": ("invoke", "defects", "overlay"),
 }
 
 

@@ -1,7 +1,7 @@
 """A captured session is graded from the cameras' frames while its JPEGs are written beside it.
 
 The answer must be the one its stored JPEGs give (what a restart regrades from), the result must
-wait for every photo on disk, and a session holds two full frames, not all of them.
+wait for every photo on disk, and a session holds one full frame at a time, not all of them.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_grades_from_frames_and_from_the_stored_jpegs_agree(tmp_path: Path) -> N
     assert {"crack", "scratch"} <= kinds  # the comparison covered real findings, not two empty answers
 
 
-def test_a_session_holds_two_full_frames_however_many_photos_it_has(tmp_path: Path, booth_images: Path) -> None:
+def test_a_session_holds_one_full_frame_however_many_photos_it_has(tmp_path: Path, booth_images: Path) -> None:
     # Read at half scale: the grader keeps its own smaller copy, so a full frame is free once read.
     extra = "\n[grading]\ndecode_long_side = 900\n"
     config = load_config(write_config(tmp_path / "cfg", booth_images, shots=7, extra=extra))
@@ -119,8 +119,8 @@ def test_a_session_holds_two_full_frames_however_many_photos_it_has(tmp_path: Pa
     record = grading.capture_and_finish(session, CaptureRig(config, cameras={"cam": camera}), lambda: None)
 
     assert record.result is not None and len(record.result["images"]) == 8
-    # Before each shot: the frame the grader reads and the one just stored (the same, or the one before).
-    assert max(camera.alive_at_shot) <= 2, camera.alive_at_shot
+    # Before each shot the last frame is stored and read: none of them is held any more.
+    assert max(camera.alive_at_shot) == 0, camera.alive_at_shot
 
 
 def test_no_result_before_every_photo_is_on_disk(tmp_path: Path, booth_images: Path) -> None:

@@ -2,10 +2,10 @@
 as JPEG.
 
 The rig shoots on the feed's own thread. Each frame is handed to the grader, and the same thread
-then encodes and stores it (atomic write, fsync, sha256, row) while the grader works; the next shot
-is taken once the grader has picked this one up. So two full frames live at once whatever the
-session's size (the one the grader reads, the one being shot), and the camera shoots the next
-section while this one is graded. The session's result waits for ``stored()``: nothing is
+then encodes and stores it (atomic write, fsync, sha256, row) while the grader reads it; the next
+shot is taken once both are done with it. The grader keeps its own smaller copy, so one full frame
+lives at a time whatever the session's size (a 12 MP frame is 37 MB), and the camera shoots the
+next section while the model runs on this one. The session's result waits for ``stored()``: nothing is
 committed or published before every one of its images is on disk.
 """
 
@@ -52,7 +52,7 @@ class ShotFeed:
         self._quality = jpeg_quality
         self._on_stored = on_stored
         self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
-        self._taken = threading.Semaphore(0)
+        self._read = threading.Semaphore(0)
         self._closed = threading.Event()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="shot-feed")
         self._job: Future[None] | None = None
@@ -69,9 +69,10 @@ class ShotFeed:
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         while (item := self._queue.get()) is not _END:
-            self._taken.release()
             yield item  # type: ignore[misc]
-            del item  # the grader has read the frame: not held while the next one is waited for
+            # The grader asks for the next frame once it has read this one: the camera may shoot again.
+            del item
+            self._read.release()
         self.stored()  # raises the capture's or the spool's error: the session is not complete
 
     def stored(self) -> list[ImageRecord]:
@@ -108,7 +109,7 @@ class ShotFeed:
         t = time.perf_counter()
         self.records.append(self._store.add_image(self._session, section, shot, frame.jpeg(self._quality)))
         self.store_ms += (time.perf_counter() - t) * 1000
-        while not self._taken.acquire(timeout=_POLL_S):
+        while not self._read.acquire(timeout=_POLL_S):
             if self._closed.is_set():
                 raise CaptureError(STOPPED)
 
