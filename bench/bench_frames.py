@@ -5,8 +5,9 @@ Each figure runs in a child process of its own, so its peak RSS is that path's a
 
 - grader from frames: the six frames already in memory, ``Grader.grade`` only; per photo against a
   bare invoke of the model (the issue's "per-photo cost / bare invoke");
-- booth from frames: ``SessionGrading.capture_and_finish`` with a stand-in camera that hands out a
-  new 4056x3040 frame per shot (as picamera2's ``make_array`` does), the spool on a temporary folder
+- booth from frames: ``SessionGrading.capture_and_finish`` with a stand-in camera (a process of its
+  own) that hands out a new 4056x3040 frame per shot (as picamera2's ``make_array`` does), the spool
+  on a temporary folder
   (JPEG encoded and written with fsync beside grading), overlays and the result committed to SQLite;
 - booth from stored JPEGs: ``SessionGrading.grade_and_finish`` on the session the run above stored.
 
@@ -63,25 +64,45 @@ PIPELINE = {
 
 
 class _Camera:
-    """A camera stand-in: each shot a new frame, decoded from that shot's photo on disk, so the bench
-    holds no frame of its own; the decode is the stand-in's cost, counted in ``capture``."""
+    """A camera stand-in in a process of its own: it holds the session's decoded frames and sends
+    one per shot through a pipe into a new array here, as picamera2's ``make_array`` copies a
+    buffer. The booth's process then holds what it would hold with a real camera, no decoder's."""
 
     name = "cam"
 
     def __init__(self, files: dict[str, list[Path]]) -> None:
-        self._files = files
-        self._next = dict.fromkeys(files, 0)
+        spawn = multiprocessing.get_context("spawn")
+        self._conn, theirs = spawn.Pipe()
+        self._proc = spawn.Process(target=_serve_frames, args=(theirs, files), daemon=True)
+        self._proc.start()
 
     def open(self) -> None: ...
 
     def capture(self, section: str) -> Any:
         from edge.capture.frames import Frame
 
-        path = self._files[section][self._next[section] % len(self._files[section])]
-        self._next[section] += 1
-        return Frame(cv2.imread(str(path), cv2.IMREAD_COLOR))
+        self._conn.send(section)
+        image = np.empty(self._conn.recv(), np.uint8)
+        self._conn.recv_bytes_into(memoryview(image).cast("B"))
+        return Frame(image)
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        self._conn.close()
+        self._proc.join(10)
+
+
+def _serve_frames(conn: Any, files: dict[str, list[Path]]) -> None:
+    frames = {section: [cv2.imread(str(path)) for path in paths] for section, paths in files.items()}
+    shots = dict.fromkeys(frames, 0)
+    while True:
+        try:
+            section = conn.recv()
+        except EOFError:
+            return
+        frame = frames[section][shots[section] % len(frames[section])]
+        shots[section] += 1
+        conn.send(frame.shape)
+        conn.send_bytes(memoryview(frame).cast("B"))
 
 
 def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> dict[str, float]:
@@ -190,22 +211,23 @@ def booth(photos: list[tuple[str, Path]], threads: int, repeat: int) -> dict[str
         grader = Grader(config.model, config.grading)
         grading = SessionGrading(config, store, EventBus("bench"), grader, lambda path: path)
         rig = CaptureRig(config, cameras={"cam": _Camera(files)})
+        records = []
         for i in range(repeat + 1):  # the first is a warm-up
             session = store.create("490154203237518", "cli", status="capturing")
             t = time.perf_counter()
             record = grading.capture_and_finish(session, rig, lambda: None)
-            wall = (time.perf_counter() - t) * 1000
-            rss_frames = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if i:
-                out["frames"].append({"wall": wall, **record.result["timings_ms"]})
+                out["frames"].append({"wall": (time.perf_counter() - t) * 1000, **record.result["timings_ms"]})
+                records.append(record)
+        out["rss_frames"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        for record in records:  # then each session again from its stored JPEGs, as after a restart
             t = time.perf_counter()
-            again = grading.grade_and_finish(store.get(session.id), from_camera=True)
-            if i:
-                out["stored"].append({"wall": (time.perf_counter() - t) * 1000, **again.result["timings_ms"]})
+            again = grading.grade_and_finish(store.get(record.id), from_camera=True)
+            out["stored"].append({"wall": (time.perf_counter() - t) * 1000, **again.result["timings_ms"]})
             if record.grade != again.grade or record.status != again.status:
                 out.setdefault("disagreements", []).append((record.grade, again.grade))
-        out["rss_frames"] = rss_frames
         out["rss_all"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rig.close()
         out["grade"] = record.grade
     return out
 
@@ -255,7 +277,7 @@ def main() -> None:
     print(f"  session             {_spread([r['wall'] for r in stored])}")
     for stage in (*SHOT_STAGES, "total"):
         print(f"  {stage:<19} {_spread([r[stage] for r in stored])}")
-    print(f"  peak RSS with both paths: {b['rss_all']:.0f} MB")
+    print(f"  peak RSS after both paths: {b['rss_all']:.0f} MB")
     print(f"  grades: {b['grade']}; frames and stored JPEGs disagreed on {len(b.get('disagreements', []))} sessions"
           f" {b.get('disagreements', '')}")
 
