@@ -190,10 +190,10 @@ def test_a_camera_failing_mid_session_stops_grading_and_keeps_the_photos_taken(
 
 
 def test_a_grading_failure_stops_the_cameras_without_hanging(tmp_path: Path, booth_images: Path) -> None:
-    config = load_config(write_config(tmp_path / "cfg", booth_images, shots=4))
+    config = load_config(write_config(tmp_path / "cfg", booth_images, shots=8))
     store, grading, grader = _grading(config, tmp_path)
-    photos = [cv2.imread(str(p)) for p in sorted((booth_images / "front").iterdir())[:4]]
-    camera = FrameCamera({"front": photos, "back": photos[:1]})
+    photos = [cv2.imread(str(p)) for p in sorted((booth_images / "front").iterdir())]
+    camera = FrameCamera({"front": [photos[i % len(photos)] for i in range(8)], "back": photos[:1]})
     calls = []
 
     def broken_model(crop: np.ndarray) -> np.ndarray:
@@ -205,8 +205,9 @@ def test_a_grading_failure_stops_the_cameras_without_hanging(tmp_path: Path, boo
     with pytest.raises(RuntimeError, match="interpreter failed"):
         grading.capture_and_finish(session, CaptureRig(config, cameras={"cam": camera}), lambda: None)
     assert len(calls) == 1
-    # The cameras stop within a shot or two of the failure instead of shooting the whole session.
-    assert len(camera.alive_at_shot) < 5
+    # The cameras stop within the few shots the bounded hand-over lets them run ahead, instead of
+    # shooting the whole session of nine.
+    assert len(camera.alive_at_shot) <= 5
     assert store.get(session.id).result is None
     wait_for(lambda: not _feed_threads(), timeout=10)
 

@@ -1,12 +1,13 @@
 """One captured session's shots on their way from the cameras: to the grader in memory, to the spool
 as JPEG.
 
-The rig shoots on the feed's own thread. Each frame is handed to the grader, and the same thread
-then encodes and stores it (atomic write, fsync, sha256, row) while the grader reads it; the next
-shot is taken once both are done with it. The grader keeps its own smaller copy, so one full frame
-lives at a time whatever the session's size (a 12 MP frame is 37 MB), and the camera shoots the
-next section while the model runs on this one. The session's result waits for ``stored()``: nothing is
-committed or published before every one of its images is on disk.
+The rig shoots on the feed's own thread. Each frame is brought to the grader's working scale here
+(an area reduction, as the grader would do) and handed over through a queue one photo deep; the
+same thread then encodes the full frame and stores it (atomic write, fsync, sha256, row) while the
+grader works, and shoots the next. So one full frame lives at a time whatever the session's size
+(a 12 MP frame is 37 MB; the grader holds smaller copies), and the camera shoots the next photo
+while this one is graded. The session's result waits for ``stored()``: nothing is committed or
+published before every one of its images is on disk.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
-import numpy as np
-
 from edge.capture.errors import CaptureError
 from edge.capture.frames import Frame
 from edge.capture.rig import CaptureRig
+from edge.grade.decode import Decoded, reduce_frame
 from edge.spool.sessions import ImageRecord, SessionRecord, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class ShotFeed:
         store: SessionStore,
         session: SessionRecord,
         jpeg_quality: int,
+        long_side: int,
         on_stored: Callable[[], None],
     ) -> None:
         """``on_stored`` runs on the feed's thread once every shot is taken and on disk."""
@@ -50,15 +51,16 @@ class ShotFeed:
         self._store = store
         self._session = session
         self._quality = jpeg_quality
+        self._long_side = long_side
         self._on_stored = on_stored
         self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
-        self._read = threading.Semaphore(0)
         self._closed = threading.Event()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="shot-feed")
         self._job: Future[None] | None = None
         self.records: list[ImageRecord] = []
         self.capture_ms = 0.0  # from the first shot until the last one is on disk
         self.store_ms = 0.0  # encoding and writing the JPEGs, summed
+        self.reduce_ms = 0.0  # bringing the frames to the grader's scale, summed
 
     def __enter__(self) -> ShotFeed:
         self._job = self._pool.submit(self._run)
@@ -67,12 +69,9 @@ class ShotFeed:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
+    def __iter__(self) -> Iterator[tuple[str, Decoded]]:
         while (item := self._queue.get()) is not _END:
             yield item  # type: ignore[misc]
-            # The grader asks for the next frame once it has read this one: the camera may shoot again.
-            del item
-            self._read.release()
         self.stored()  # raises the capture's or the spool's error: the session is not complete
 
     def stored(self) -> list[ImageRecord]:
@@ -105,13 +104,12 @@ class ShotFeed:
     def _take(self, section: str, shot: int, frame: Frame) -> None:
         if self._closed.is_set():
             raise CaptureError(STOPPED)
-        self._hand_over((section, frame.image))
+        t = time.perf_counter()
+        self._hand_over((section, reduce_frame(frame.image, self._long_side)))
+        self.reduce_ms += (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         self.records.append(self._store.add_image(self._session, section, shot, frame.jpeg(self._quality)))
         self.store_ms += (time.perf_counter() - t) * 1000
-        while not self._read.acquire(timeout=_POLL_S):
-            if self._closed.is_set():
-                raise CaptureError(STOPPED)
 
     def _hand_over(self, item: object) -> None:
         while not self._closed.is_set():

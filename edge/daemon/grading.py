@@ -70,12 +70,15 @@ class SessionGrading:
             self.store.set_status(session.id, "grading")
             on_stored()
 
-        with ShotFeed(rig, self.store, session, self.config.storage.jpeg_quality, stored) as feed:
+        quality, long_side = self.config.storage.jpeg_quality, self.config.grading.decode_long_side
+        with ShotFeed(rig, self.store, session, quality, long_side, stored) as feed:
             grade = self.grader.grade(feed, self._mm_per_px(), empty=self._empty)
             originals = feed.stored()
         overlays = self._store_overlays(session, grade)
+        # The frames were brought to the grading scale on the feed's thread: that is their decode.
         timings = {
             "capture": feed.capture_ms,
+            "decode": feed.reduce_ms,
             "store": feed.store_ms,
             "session": (time.perf_counter() - started) * 1000,
         }

@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.config.model import GradingConfig, ModelConfig
 from edge.contract import BoothSectionAnalysis, Defect, Grade, ModelInfo
-from edge.grade.decode import decode, reduce_frame
+from edge.grade.decode import Decoded, decode, reduce_frame
 from edge.grade.describe import describe, mm_text, surface_name
 from edge.grade.detect import DEFECT_KINDS, Geometry, find_defects
 from edge.grade.locate import Location, canonical_transform, locate, quad_sides
@@ -26,8 +26,9 @@ from edge.grade.scale import device_grade, face_grade, shattered
 log = logging.getLogger(__name__)
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
-# A file's bytes (JPEG or PNG, from the spool or an upload) or a camera's frame (uint8 BGR).
-Photo = bytes | np.ndarray
+# A file's bytes (JPEG or PNG, from the spool or an upload), a camera's frame (uint8 BGR), or a
+# frame already brought to the grading scale by ``reduce_frame``.
+Photo = bytes | np.ndarray | Decoded
 
 
 @dataclass
@@ -166,7 +167,9 @@ class Grader:
         """Decode, gate, locate and warp one photo; raises ImageError when it cannot be decoded."""
         cfg = self._cfg
         t0 = time.perf_counter()
-        if isinstance(photo, np.ndarray):
+        if isinstance(photo, Decoded):
+            dec = photo
+        elif isinstance(photo, np.ndarray):
             dec = reduce_frame(photo, cfg.decode_long_side)
         else:
             dec = decode(photo, shot.section, shot.index, cfg.decode_long_side)
