@@ -57,8 +57,8 @@ JPEG_QUALITY = 92  # [storage] jpeg_quality's default
 SHOT_STAGES = ("decode", "preprocess", "inference", "postprocess")
 # The booth's threads for one photo, and the operations each runs (bench names, see operations()).
 PIPELINE = {
-    "feed (camera thread)": ("camera", "encode", "write"),
-    "prepare": ("reduce", "gate", "locate", "warp", "check"),
+    "feed (camera thread)": ("camera", "reduce", "encode", "write"),
+    "prepare": ("gate", "locate", "warp", "check"),
     "model and finish": ("invoke", "defects", "overlay"),
 }
 
