@@ -4,10 +4,10 @@ as JPEG.
 The rig shoots on the feed's own thread. Each frame is brought to the grader's working scale here
 (an area reduction, as the grader would do) and handed over through a queue one photo deep; the
 same thread then encodes the full frame and stores it (atomic write, fsync, sha256, row) while the
-grader works, and shoots the next. So one full frame lives at a time whatever the session's size
-(a 12 MP frame is 37 MB; the grader holds smaller copies), and the camera shoots the next photo
-while this one is graded. The session's result waits for ``stored()``: nothing is committed or
-published before every one of its images is on disk.
+grader prepares it, and shoots the next once the grader has. So one full frame lives at a time
+whatever the session's size (a 12 MP frame is 37 MB; the grader holds smaller copies), and the
+camera shoots the next photo while the model runs on this one. The session's result waits for
+``stored()``: nothing is committed or published before every one of its images is on disk.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class ShotFeed:
         self._long_side = long_side
         self._on_stored = on_stored
         self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
+        self._read = threading.Semaphore(0)
         self._closed = threading.Event()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="shot-feed")
         self._job: Future[None] | None = None
@@ -72,6 +73,8 @@ class ShotFeed:
     def __iter__(self) -> Iterator[tuple[str, Decoded]]:
         while (item := self._queue.get()) is not _END:
             yield item  # type: ignore[misc]
+            del item
+            self._read.release()  # the grader asks for the next photo: it has prepared this one
         self.stored()  # raises the capture's or the spool's error: the session is not complete
 
     def stored(self) -> list[ImageRecord]:
@@ -105,11 +108,18 @@ class ShotFeed:
         if self._closed.is_set():
             raise CaptureError(STOPPED)
         t = time.perf_counter()
-        self._hand_over((section, reduce_frame(frame.image, self._long_side)))
+        reduced = reduce_frame(frame.image, self._long_side)
         self.reduce_ms += (time.perf_counter() - t) * 1000
+        self._hand_over((section, reduced))
+        del reduced
         t = time.perf_counter()
         self.records.append(self._store.add_image(self._session, section, shot, frame.jpeg(self._quality)))
         self.store_ms += (time.perf_counter() - t) * 1000
+        # The next shot waits until the grader has prepared this one: on two cores a camera running
+        # ahead only slows the preparing, the slowest stage (a session took a quarter longer).
+        while not self._read.acquire(timeout=_POLL_S):
+            if self._closed.is_set():
+                raise CaptureError(STOPPED)
 
     def _hand_over(self, item: object) -> None:
         while not self._closed.is_set():
