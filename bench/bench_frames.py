@@ -48,7 +48,7 @@ from bench.unit_env import unit_environment  # noqa: E402
 
 # Per-core slowdown of a Raspberry Pi against this machine (an x86-64 Xeon at 2.8 GHz with AVX2).
 # Pi 4 (Cortex-A72, 1.8 GHz, NEON): the model's own published scaling (int8 MobileNet v2, ~300 M
-# MACs in 17-20 ms there, bench_grading's estimate) against its measured invoke here gives 3.2-3.7x;
+# MACs in 17-20 ms there, bench_grading's estimate) against its measured invoke here gives 3.3-3.9x;
 # OpenCV's resize, warp and the JPEG codec are memory-bound and fare a little worse: 4x is taken
 # for every stage. Pi 5 (Cortex-A76, 2.4 GHz) runs the same code 2-2.5x faster than a Pi 4: 2x.
 PI_FACTORS = {"Pi 4": 4.0, "Pi 5": 2.0}
