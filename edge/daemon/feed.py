@@ -12,7 +12,6 @@ camera shoots the next photo while the model runs on this one. The session's res
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -26,8 +25,6 @@ from edge.capture.rig import CaptureRig
 from edge.grade.decode import Decoded, reduce_frame
 from edge.spool.sessions import ImageRecord, SessionRecord, SessionStore
 
-logger = logging.getLogger(__name__)
-
 # How often a blocked hand-over looks whether the feed was closed.
 _POLL_S = 0.1
 _END = object()
@@ -35,7 +32,8 @@ STOPPED = "grading stopped before the session's last shot"
 
 
 class ShotFeed:
-    """Iterate it for (section, frame) in shot order; it raises what stopped the capture or storing."""
+    """Iterate it for (section, frame at the grading scale) in shot order; it raises what stopped
+    the capture or the storing."""
 
     def __init__(
         self,
