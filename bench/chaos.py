@@ -44,7 +44,7 @@ import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from bench.unit_env import unit_environment  # noqa: E402
+from bench.unit_env import unit_environment, unit_memory_max_mb  # noqa: E402
 from edge.statuses import FINAL  # noqa: E402
 from tests.booth_support import DaemonProcess, free_port, render_booth_images, wait_for, write_config  # noqa: E402
 from tests.cloudsim_support import imei  # noqa: E402
@@ -56,7 +56,7 @@ PREFIX = f"vision-grader/{BOOTH}"
 TERMINAL = FINAL  # review included: the session has ended, a technician decides its grade
 RAN = FINAL - {"failed"}  # a session that ran to its end
 PHASES = ("trigger", "capture", "grading", "overlays", "publish")
-UNIT_MEMORY_MAX_MB = 1024  # systemd/edge-grader.service MemoryMax=1G
+UNIT_MEMORY_MAX_MB = unit_memory_max_mb()
 MAX_PIXELS = 64_000_000
 FULL_DISK_TAG = "full disk: "
 READ_TIMEOUT_S = 4.0  # the booth's cloud read timeout here (default 30 s): several timeouts fit in a window

@@ -15,9 +15,10 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from edge.spool.retention import MB
+
 logger = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
