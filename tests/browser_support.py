@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -64,4 +65,7 @@ def screenshot(driver: WebDriver, name: str) -> Path:
 
 
 def wait_until(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout: float = WAIT_S) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    """``condition`` until it holds; asked again when the live page replaced an element it had found."""
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+    ).until(condition)

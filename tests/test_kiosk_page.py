@@ -179,8 +179,11 @@ def test_technician_confirms_a_review_and_the_decision_is_published(
             assert KEY not in driver.page_source and KEY not in driver.current_url
 
             broker.stop()
-            wait_until(driver, lambda d: state_item(d, "broker").text == "DISCONNECTED")
-            assert state_item(driver, "broker").get_attribute("class") == "bad"
+            wait_until(
+                driver,
+                lambda d: (state_item(d, "broker").text, state_item(d, "broker").get_attribute("class"))
+                == ("DISCONNECTED", "bad"),
+            )
     finally:
         daemon.stop()
         collector.close()
