@@ -283,15 +283,15 @@ class Booth:
     """One daemon under test: its config, state folder, HTTP API and restarts."""
 
     def __init__(self, folder: Path, images: Path, broker_port: int | None, cloud_url: str | None,
-                 rss: RssWatch, extra: str = "", cloud_extra: str = "", shots: int = 2) -> None:
+                 rss: RssWatch, extra: str = "", cloud_extra: str = "", shots: int = 2, threads: int = 1) -> None:
         self.api_port = free_port()
         self.base = f"http://127.0.0.1:{self.api_port}"
         mqtt_conf = (f'host = "127.0.0.1"\nport = {broker_port}\nreconnect_min_s = 1\nreconnect_max_s = 2'
                      if broker_port else "enabled = false")
         cloud_conf = (f'mode = "mirror"\nbase_url = "{cloud_url}"\napi_key = "{KEY}"\n{cloud_extra}'
                       if cloud_url else 'mode = "off"')
-        self.config = write_config(folder, images, api_port=self.api_port, shots=shots, mqtt=mqtt_conf,
-                                   cloud=cloud_conf, extra=extra)
+        self.config = write_config(folder, images, api_port=self.api_port, shots=shots, threads=threads,
+                                   mqtt=mqtt_conf, cloud=cloud_conf, extra=extra)
         self.config.write_text(self.config.read_text().replace('keys = ["test-key"]', f'keys = ["{KEY}"]'))
         self.state = folder / "state"
         self.db = self.state / "spool.db"
