@@ -18,6 +18,12 @@ _HULL_DISCOUNT = 0.1
 # A blob this rectangular is the device (a phone's rounded corners leave about 0.99): the cues
 # after the map that found it are not computed.
 _SETTLED_SOLIDITY = 0.97
+# A blob this much of the frame, running off it, may be a phone held close to the camera; one
+# over more of it is a close-up of glass, or the photo less a caption strip.
+_HELD_AREA = (0.3, 0.9)
+# Running off the frame lengthwise, the part in view is stubbier than the phone (a 2:1 phone over
+# 90% of a 4:3 frame shows 1.48); two phones side by side make a stubbier blob still.
+_HELD_MIN_ASPECT = 1.4
 
 
 @dataclass(frozen=True)
@@ -122,34 +128,76 @@ def _cue_maps(small: np.ndarray, empty: np.ndarray | None) -> Iterator[tuple[np.
     # Darkness: a phone held up to the camera shows dark glass against hands and a busy room, where
     # the frame's border has no one colour to measure against.
     dark = 255.0 - cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
-    yield dark, [255.0 - v for v in (50.0, 75.0, 100.0)]
+    yield dark, [255.0 - v for v in (50.0, 75.0, 100.0, 125.0)]
 
 
-def _framed(contour: np.ndarray, shape: tuple[int, ...]) -> bool:
-    """Whether a blob can be the device: it may run off one side of the frame, or off two opposite
-    sides when the phone fills the frame lengthwise; lit felt spreads into a corner."""
+def _levels(cue: np.ndarray, thresholds: list[float]) -> tuple[np.ndarray, dict[float, int]]:
+    """How many of the thresholds each pixel of a cue map exceeds, and each threshold's rank: the
+    map exceeds a threshold where its level exceeds the rank."""
+    ordered = sorted(set(thresholds))
+    levels = np.zeros(cue.shape, np.uint8)
+    for thr in ordered:
+        levels += cue > thr
+    return levels, {thr: i for i, thr in enumerate(ordered)}
+
+
+def _sides_run_off(contour: np.ndarray, shape: tuple[int, ...]) -> tuple[bool, bool, bool, bool]:
+    """Which sides of the frame (left, top, right, bottom) a blob runs off."""
     x, y, w, h = cv2.boundingRect(contour)
-    left, top, right, bottom = x <= 1, y <= 1, x + w >= shape[1] - 1, y + h >= shape[0] - 1
+    return x <= 1, y <= 1, x + w >= shape[1] - 1, y + h >= shape[0] - 1
+
+
+def _framed(sides: tuple[bool, bool, bool, bool]) -> bool:
+    """Whether a blob can be the device placed in the booth: it may run off one side of the frame,
+    or off two opposite sides when the phone fills the frame lengthwise; lit felt spreads into a
+    corner."""
+    left, top, right, bottom = sides
     if left + top + right + bottom <= 1:
         return True
     return (top and bottom and not (left or right)) or (left and right and not (top or bottom))
 
 
-def _rectangles(fg: np.ndarray) -> list[tuple[np.ndarray, float]]:
-    """Rotated rectangles of the largest blobs, with how fully each blob fills its rectangle.
+def _held(
+    box: np.ndarray, sides: tuple[bool, bool, bool, bool], area: float, aspect: float, shape: tuple[int, ...]
+) -> bool:
+    """Whether a big blob can be a phone held close to the camera: lengthwise along the frame's long
+    side (side by side, two phones span the short one) and running off both its ends, perhaps off
+    one more side; never off a corner alone (lit felt spreads into one)."""
+    if not (_HELD_AREA[0] <= area <= _HELD_AREA[1] and aspect >= _HELD_MIN_ASPECT):
+        return False
+    left, top, right, bottom = sides
+    d = max(box[1] - box[0], box[2] - box[1], key=lambda v: float(np.hypot(*v)))
+    upright = abs(d[1]) > abs(d[0])
+    if upright != (shape[0] > shape[1]) and shape[0] != shape[1]:
+        return False
+    return bool(top and bottom if upright else left and right)
+
+
+def _rectangles(fg: np.ndarray) -> list[tuple[np.ndarray, float, tuple[bool, bool, bool, bool]]]:
+    """Rotated rectangles of the largest blobs, with how fully each blob fills its rectangle and
+    which sides of the frame it runs off.
 
     Damage or glare at a device's edge can bite into its outline; its convex hull still fills the
-    rectangle, so the hull counts too, at a discount that keeps background joined on worse.
+    rectangle, so the hull counts too, at a discount that keeps background joined on worse. A blob
+    running off all four sides is background.
     """
     contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     out = []
     for c in sorted(contours, key=cv2.contourArea, reverse=True)[:3]:
         rect = cv2.minAreaRect(c)
         rw, rh = rect[1]
-        if min(rw, rh) >= 4 and _framed(c, fg.shape):
+        sides = _sides_run_off(c, fg.shape)
+        if min(rw, rh) >= 4 and not all(sides):
             solid = max(cv2.contourArea(c), cv2.contourArea(cv2.convexHull(c)) - _HULL_DISCOUNT * rw * rh)
-            out.append((cv2.boxPoints(rect), solid / (rw * rh)))
+            out.append((cv2.boxPoints(rect), solid / (rw * rh), sides))
     return out
+
+
+_Candidate = tuple[float, np.ndarray, float, float, float]  # score, box, area, aspect, solidity
+
+
+def _score(candidate: _Candidate) -> float:
+    return candidate[0]
 
 
 def locate(
@@ -161,6 +209,8 @@ def locate(
 
     Several cues and thresholds are tried and the most rectangle-like blob wins: a black phone on
     dark felt separates by smoothness, a white phone with a black screen at a high colour threshold.
+    A phone held close to the camera, running off the frame, wins only where no blob looks like a
+    phone placed in the booth.
     """
     # Halving keeps INTER_AREA on its vectorised 2x path, ten times faster than one area resize by
     # an odd factor; the last, smaller step brings the image to the size the cues are tuned for.
@@ -175,27 +225,35 @@ def locate(
     k = max(3, round(min(small.shape[:2]) / 80)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     frame_area = small.shape[0] * small.shape[1]
-    best: tuple[float, np.ndarray, float, float, float] | None = None
+    best: _Candidate | None = None
+    # Kept apart: background joined to a phone in the booth can make a bigger blob off the frame.
+    held: _Candidate | None = None
     for cue, thresholds in _cue_maps(small, empty):
-        if best is not None and best[4] >= _SETTLED_SOLIDITY:
+        settled = best or held
+        if settled is not None and settled[4] >= _SETTLED_SOLIDITY:
             break
+        # Opening and closing commute with thresholding: cleaning the map's levels once cleans the
+        # mask of every threshold, at the cost of one mask.
+        levels, rank = _levels(cue, thresholds)
+        levels = cv2.morphologyEx(levels, cv2.MORPH_OPEN, kernel)
+        levels = cv2.morphologyEx(levels, cv2.MORPH_CLOSE, kernel, iterations=2)
         for thr in thresholds:
-            fg = cv2.morphologyEx((cue > thr).astype(np.uint8) * 255, cv2.MORPH_OPEN, kernel)
-            fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, kernel, iterations=2)
-            for box, solidity in _rectangles(fg):
+            fg = cv2.compare(levels, rank[thr], cv2.CMP_GT)
+            for box, solidity, sides in _rectangles(fg):
                 side = np.linalg.norm(box[1] - box[0]), np.linalg.norm(box[2] - box[1])
                 area = side[0] * side[1] / frame_area
                 aspect = max(side) / min(side)
                 # A device fills its rectangle (rounded corners aside); glare and shadow do not.
-                if area < min_area or area > 0.97 or solidity < 0.8:
-                    continue
-                if not aspect_range[0] <= aspect <= aspect_range[1]:
+                if area < min_area or area > 0.97 or solidity < 0.8 or aspect > aspect_range[1]:
                     continue
                 # Background joined to the device at a low threshold makes a bigger but less
                 # rectangular blob: squareness counts for much more than size.
-                score = area * solidity**10
-                if best is None or score > best[0]:
-                    best = (score, box, area, aspect, solidity)
+                candidate = (area * solidity**10, box, area, aspect, solidity)
+                if aspect >= aspect_range[0] and _framed(sides):
+                    best = max(best, candidate, key=_score) if best else candidate
+                elif _held(box, sides, area, aspect, fg.shape):
+                    held = max(held, candidate, key=_score) if held else candidate
+    best = best or held
     if best is None:
         return None
     log.debug("device at area %.3f, aspect %.2f", best[2], best[3])
