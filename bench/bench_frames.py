@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 
 from bench.bench_grading import render_session  # noqa: E402
 from bench.unit_env import unit_environment  # noqa: E402
+from edge.config.storage import StorageConfig  # noqa: E402
 
 # Per-core slowdown of a Raspberry Pi against this machine (an x86-64 Xeon at 2.8 GHz with AVX2).
 # Pi 4 (Cortex-A72, 1.8 GHz, NEON): the model's own published scaling (int8 MobileNet v2, ~300 M
@@ -53,13 +54,16 @@ from bench.unit_env import unit_environment  # noqa: E402
 # for every stage. Pi 5 (Cortex-A76, 2.4 GHz) runs the same code 2-2.5x faster than a Pi 4: 2x.
 PI_FACTORS = {"Pi 4": 4.0, "Pi 5": 2.0}
 PI_CORES = 4
-JPEG_QUALITY = 92  # [storage] jpeg_quality's default
 SHOT_STAGES = ("decode", "preprocess", "inference", "postprocess")
-# The booth's threads for one photo, and the operations each runs (bench names, see operations()).
+JPEG_QUALITY = StorageConfig().jpeg_quality
+JPEG_BANDS = StorageConfig().jpeg_threads
+# The booth's threads for one photo, and the share of each operation (bench names, see operations())
+# each runs: a camera photo's JPEG is encoded in bands, one on the camera thread, the rest beside it.
 PIPELINE = {
-    "feed (camera thread)": ("camera", "reduce", "encode", "write"),
-    "prepare": ("gate", "locate", "warp", "check"),
-    "model and finish": ("invoke", "defects", "overlay"),
+    "feed (camera thread)": {"camera": 1.0, "reduce": 1.0, "encode": 1 / JPEG_BANDS, "write": 1.0},
+    "JPEG bands (beside it)": {"encode": 1 - 1 / JPEG_BANDS},
+    "prepare": {"gate": 1.0, "locate": 1.0, "warp": 1.0, "check": 1.0},
+    "model and finish": {"invoke": 1.0, "defects": 1.0, "overlay": 1.0},
 }
 
 
@@ -109,7 +113,7 @@ def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> 
     """Median ms of each operation on one photo, run alone: the grader's steps one by one, and the
     feed's (the replay camera's decode of its file, or the JPEG encode of a camera's frame; the
     write with fsync)."""
-    from edge.capture.frames import encode_jpeg
+    from edge.capture.frames import JpegEncoder
     from edge.config.model import GradingConfig, ModelConfig
     from edge.grade import Grader
     from edge.grade.decode import reduce_frame
@@ -135,7 +139,7 @@ def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> 
             for i, data in enumerate(photos):
                 frame = timed("camera" if replay else "decode file", cv2.imdecode, np.frombuffer(data, np.uint8),
                               cv2.IMREAD_COLOR)  # fmt: skip
-                stored = data if replay else timed("encode", encode_jpeg, frame, JPEG_QUALITY)
+                stored = data if replay else timed("encode", JpegEncoder(JPEG_QUALITY).encode, frame)
                 timed("write", atomic_write, Path(tmp) / f"{n}-{i}.jpg", stored)
                 dec = timed("reduce", reduce_frame, frame, cfg.decode_long_side)
                 timed("gate", check_frame, dec.image, cfg)
@@ -156,7 +160,7 @@ def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> 
 
 def pi_estimate(ops: dict[str, float], photos: int, factor: float) -> tuple[float, dict[str, float]]:
     """Seconds for a session on a Pi, and each thread's ms per photo there (see the module's doc)."""
-    stages = {name: sum(ops.get(op, 0.0) for op in names) * factor for name, names in PIPELINE.items()}
+    stages = {name: sum(ops.get(op, 0.0) * k for op, k in share.items()) * factor for name, share in PIPELINE.items()}
     per_photo = max(max(stages.values()), sum(stages.values()) / PI_CORES)
     return (sum(stages.values()) + (photos - 1) * per_photo) / 1000, stages
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from edge.capture.errors import CaptureError
+from edge.capture.frames import JpegEncoder
 from edge.capture.opencv_camera import OpenCVCameraBackend
 from edge.config.capture import OpenCVCamera
 
@@ -35,7 +36,8 @@ def test_stream_shots_are_frames_of_the_stream_size(tmp_path: Path) -> None:
     for frame in (first, second):
         assert frame.image.shape == (240, 320, 3) and frame.image.dtype == np.uint8
         assert frame.jpeg_file is None  # the spool encodes it, off the grading path
-        assert cv2.imdecode(np.frombuffer(frame.jpeg(90), np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
+        stored = frame.jpeg(JpegEncoder(90))
+        assert cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
     assert not np.array_equal(first.image, second.image)  # each shot is a new frame, not the buffered one again
 
 

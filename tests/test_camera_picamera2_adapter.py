@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge.capture.errors import CaptureError
+from edge.capture.frames import JpegEncoder
 from edge.capture.picamera2_camera import Picamera2Backend
 from edge.config.capture import Picamera2Camera
 from tests import picamera2_standin
@@ -47,7 +48,7 @@ def test_shot_is_a_frame_of_the_configured_size_that_encodes(picamera2_module) -
     backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", width=640, height=480))
     frame = backend.capture("front")
     assert frame.image.shape == (480, 640, 3) and frame.image.dtype == np.uint8
-    image = cv2.imdecode(np.frombuffer(frame.jpeg(90), np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(frame.jpeg(JpegEncoder(90)), np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (480, 640, 3)
 
 

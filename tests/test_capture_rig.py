@@ -10,7 +10,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from edge.capture.errors import CaptureError
-from edge.capture.frames import Frame
+from edge.capture.frames import Frame, JpegEncoder
 from edge.capture.rig import CaptureRig
 from edge.config import load_config
 from tests.booth_support import wait_for, write_config
@@ -45,7 +45,8 @@ def test_rig_shoots_every_section_in_order(tmp_path: Path) -> None:
     files = [folder / "front" / "00.jpg", folder / "front" / "01.jpg", folder / "back" / "00.jpg"]
     for (_, _, frame), path in zip(shots, files, strict=True):
         assert frame.image.shape == (240, 320, 3)  # decoded once, for the grader
-        assert frame.jpeg(90) == path.read_bytes()  # the replayed JPEG is stored as it is, not encoded again
+        # The replayed JPEG is stored as it is, not encoded again.
+        assert frame.jpeg(JpegEncoder(90)) == path.read_bytes()
 
 
 def test_corrupt_replay_file_fails_the_session_with_a_named_reason(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from edge.capture.errors import CaptureError
-from edge.capture.frames import Frame
+from edge.capture.frames import Frame, JpegEncoder
 from edge.capture.rig import CaptureRig
 from edge.config import load_config
 from edge.config.root import AppConfig
@@ -133,10 +133,10 @@ def test_no_result_before_every_photo_is_on_disk(tmp_path: Path, booth_images: P
     finished_before_last_write: list[bool] = []
 
     class SlowLastJpeg(Frame):
-        def jpeg(self, quality: int) -> bytes:
+        def jpeg(self, encoder: JpegEncoder) -> bytes:
             assert graded_all.wait(60), "grading never finished the last photo while its JPEG waited"
             finished_before_last_write.append(store.get(session.id).finished)
-            return super().jpeg(quality)
+            return super().jpeg(encoder)
 
     class Camera(FrameCamera):
         def capture(self, section: str) -> Frame:
@@ -273,12 +273,12 @@ if {before}:
     Grader._finish = finishing
     jpeg = Frame.jpeg
     asked = []
-    def held_jpeg(self, quality):
-        asked.append(quality)
+    def held_jpeg(self, encoder):
+        asked.append(encoder)
         if len(asked) == 3:  # the session's last photo (front, front, back)
             graded_all.wait(60)
             die()
-        return jpeg(self, quality)
+        return jpeg(self, encoder)
     Frame.jpeg = held_jpeg
 else:
     SessionStore.finish = die

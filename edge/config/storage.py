@@ -26,3 +26,6 @@ class StorageConfig(BaseModel):
     )
     sweep_interval_s: float = Field(default=600.0, gt=0)
     jpeg_quality: int = Field(default=92, ge=50, le=100)
+    jpeg_threads: int = Field(
+        default=2, ge=1, le=8, description="cores encoding one camera photo's JPEG, in horizontal bands"
+    )

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
 from edge.capture.errors import CaptureError
-from edge.capture.frames import Frame
+from edge.capture.frames import Frame, JpegEncoder
 from edge.capture.rig import CaptureRig
 from edge.grade.decode import Decoded, reduce_frame
 from edge.spool.sessions import ImageRecord, SessionRecord, SessionStore
@@ -40,7 +40,7 @@ class ShotFeed:
         rig: CaptureRig,
         store: SessionStore,
         session: SessionRecord,
-        jpeg_quality: int,
+        encoder: JpegEncoder,
         long_side: int,
         on_stored: Callable[[], None],
     ) -> None:
@@ -48,7 +48,7 @@ class ShotFeed:
         self._rig = rig
         self._store = store
         self._session = session
-        self._quality = jpeg_quality
+        self._encoder = encoder
         self._long_side = long_side
         self._on_stored = on_stored
         self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
@@ -111,7 +111,7 @@ class ShotFeed:
         self._hand_over((section, reduced))
         del reduced
         t = time.perf_counter()
-        self.records.append(self._store.add_image(self._session, section, shot, frame.jpeg(self._quality)))
+        self.records.append(self._store.add_image(self._session, section, shot, frame.jpeg(self._encoder)))
         self.store_ms += (time.perf_counter() - t) * 1000
         # The next shot waits until the grader has prepared this one: on two cores a camera running
         # ahead only slows the preparing, the slowest stage (a session took a quarter longer).

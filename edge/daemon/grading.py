@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
+from edge.capture.frames import JpegEncoder
 from edge.capture.rig import CaptureRig
 from edge.config.root import AppConfig
 from edge.contract import BoothProcessResponse, ProcessedImage
@@ -70,8 +71,11 @@ class SessionGrading:
             self.store.set_status(session.id, "grading")
             on_stored()
 
-        quality, long_side = self.config.storage.jpeg_quality, self.config.grading.decode_long_side
-        with ShotFeed(rig, self.store, session, quality, long_side, stored) as feed:
+        storage = self.config.storage
+        with (
+            JpegEncoder(storage.jpeg_quality, storage.jpeg_threads) as encoder,
+            ShotFeed(rig, self.store, session, encoder, self.config.grading.decode_long_side, stored) as feed,
+        ):
             grade = self.grader.grade(feed, self._mm_per_px(), empty=self._empty)
             originals = feed.stored()
         overlays = self._store_overlays(session, grade)
