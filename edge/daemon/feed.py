@@ -113,8 +113,8 @@ class ShotFeed:
         t = time.perf_counter()
         self.records.append(self._store.add_image(self._session, section, shot, frame.jpeg(self._encoder)))
         self.store_ms += (time.perf_counter() - t) * 1000
-        # The next shot waits until the grader has prepared this one: on two cores a camera running
-        # ahead only slows the preparing, the slowest stage (a session took a quarter longer).
+        # The next shot waits until the grader has prepared this one: a camera running ahead holds
+        # one more photo and, on two cores, gained nothing (the session is bound by the cores).
         while not self._read.acquire(timeout=_POLL_S):
             if self._closed.is_set():
                 raise CaptureError(STOPPED)
