@@ -287,18 +287,18 @@ def main() -> None:
 
     demo = sorted((REPO / "config" / "demo-images").rglob("*.jpg"))[:6]
     sets = {
-        "12 MP camera frames (JPEG encoded by the booth)": (child(operations, [d for _, d in shots], args.threads,
-                                                                  args.repeat, False), False),
-        "1080p replay files (stored as they are)": (child(operations, [p.read_bytes() for p in demo], args.threads,
-                                                           args.repeat, True), True),
+        "12 MP camera frames (JPEG encoded by the booth)": child(operations, [d for _, d in shots], args.threads,
+                                                                 args.repeat, False),
+        "1080p replay files (stored as they are)": child(operations, [p.read_bytes() for p in demo], args.threads,
+                                                         args.repeat, True),
     }  # fmt: skip
     print("\neach operation alone, one photo, median ms (the estimate's input):")
-    for name, (ops, _) in sets.items():
+    for name, ops in sets.items():
         print(f"  {name}: " + ", ".join(f"{op} {ms:.1f}" for op, ms in ops.items()))
     print(f"\nRaspberry Pi estimate of a six-photo session, trigger to result (an estimate, not a measurement:"
           f" each operation x a per-core factor, pipelined on {PI_CORES} cores; the camera's own frame time and"
           f" the commit are not in it):")  # fmt: skip
-    for name, (ops, _) in sets.items():
+    for name, ops in sets.items():
         for pi, factor in PI_FACTORS.items():
             seconds, stages = pi_estimate(ops, 6, factor)
             staged = ", ".join(f"{stage} {ms:.0f}" for stage, ms in stages.items())

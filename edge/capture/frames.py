@@ -62,12 +62,12 @@ class JpegEncoder:
     """
 
     def __init__(self, quality: int, threads: int = 1) -> None:
-        self.quality = quality
+        self._quality = quality
         self._bands = threads
         self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="jpeg-band") if threads > 1 else None
 
     def encode(self, image: np.ndarray) -> bytes:
-        params = [cv2.IMWRITE_JPEG_QUALITY, self.quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+        params = [cv2.IMWRITE_JPEG_QUALITY, self._quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
                   cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420]  # fmt: skip
         h, w = image.shape[:2]
         rows = -(-h // self._bands // _BAND_ROWS) * _BAND_ROWS

@@ -10,7 +10,6 @@ import numpy as np
 
 from edge.imageinfo import header_size, sniff
 
-_WHOLE = 1 << 30  # a long side no photo reaches: decoded at scale 1
 _REDUCED = {
     1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -47,16 +46,16 @@ def reduction(size: tuple[int, int] | None, long_side: int) -> int:
     return k
 
 
-def decode(data: bytes, section: str, index: int, long_side: int) -> Decoded:
+def decode(data: bytes, section: str, index: int, long_side: int | None) -> Decoded:
+    """The photo at the smallest scale that keeps its long side at least ``long_side``; whole when None."""
     if not data:
         raise ImageError(section, index, "the file is empty")
     fmt = sniff(data)
     if fmt is None:
         raise ImageError(section, index, f"not an image (starts with {data[:8]!r}); JPEG or PNG expected")
-    size = header_size(data, fmt)
     # OpenCV's reduced modes decode JPEG at 1/2, 1/4, 1/8 inside the DCT; other formats are
     # decoded in full and resized, which still saves the pipeline's later work.
-    k = reduction(size, long_side)
+    k = 1 if long_side is None else reduction(header_size(data, fmt), long_side)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[k])
     if image is None or image.size == 0:
         raise ImageError(section, index, f"the {fmt.upper()} data is corrupt or truncated")
@@ -66,7 +65,7 @@ def decode(data: bytes, section: str, index: int, long_side: int) -> Decoded:
 def decode_whole(data: bytes, section: str, index: int) -> np.ndarray:
     """A stored camera photo at full size, to be reduced as its frame was (``reduce_frame``): the
     JPEG decoder's own 1/k scaling filters differently, enough to move a borderline finding."""
-    return decode(data, section, index, _WHOLE).image
+    return decode(data, section, index, None).image
 
 
 def reduce_frame(frame: np.ndarray, long_side: int) -> Decoded:

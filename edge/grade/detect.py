@@ -137,7 +137,7 @@ def _measure(gray: np.ndarray, cells: np.ndarray, geom: Geometry) -> _Size:
     contrast = cv2.absdiff(region, cv2.medianBlur(region, 11)).astype(np.float32)
     mad = float(np.median(np.abs(contrast - np.median(contrast)))) + 1e-3
     thr = max(8.0, float(np.median(contrast)) + 5 * 1.4826 * mad)
-    inside = np.kron(cells[gy0:gy1, gx0:gx1].astype(np.uint8), np.ones((s, s), np.uint8))
+    inside = _pixels(cells[gy0:gy1, gx0:gx1], s).astype(np.uint8)
     inside = cv2.dilate(inside, np.ones((s // 2 + 1, s // 2 + 1), np.uint8))[: region.shape[0], : region.shape[1]]
     mask = ((contrast > thr) & (inside > 0)).astype(np.uint8)
     py, px = np.nonzero(mask)
