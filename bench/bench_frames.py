@@ -62,7 +62,7 @@ JPEG_BANDS = StorageConfig().jpeg_threads
 PIPELINE = {
     "feed (camera thread)": {"camera": 1.0, "reduce": 1.0, "encode": 1 / JPEG_BANDS, "write": 1.0},
     "JPEG bands (beside it)": {"encode": 1 - 1 / JPEG_BANDS},
-    "prepare": {"gate": 1.0, "locate": 1.0, "warp": 1.0, "check": 1.0},
+    "prepare": {"gate": 1.0, "locate": 1.0, "warp": 1.0, "check": 1.0, "overlay base": 1.0},
     "model and finish": {"invoke": 1.0, "defects": 1.0, "overlay": 1.0},
 }
 
@@ -119,7 +119,7 @@ def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> 
     from edge.grade.decode import reduce_frame
     from edge.grade.detect import find_defects
     from edge.grade.locate import canonical_transform, locate, quad_sides
-    from edge.grade.overlay import render_overlay
+    from edge.grade.overlay import overlay_base, render_overlay
     from edge.grade.quality import check_device, check_frame
     from edge.spool.files import atomic_write
 
@@ -153,8 +153,8 @@ def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> 
                 probs = timed("invoke", grader._runtime.run, crop)[..., grader._order]
                 geom = grader._geometry(loc, None, dec.scale)
                 found = timed("defects", find_defects, probs, grader._thresholds, crop, geom, cfg, i)
-                timed("overlay", render_overlay, dec.image, loc.quad, m, size, found, None, cfg.overlay_long_side,
-                      cfg.overlay_quality)  # fmt: skip
+                base, f = timed("overlay base", overlay_base, dec.image, cfg.overlay_long_side)
+                timed("overlay", render_overlay, base, f, loc.quad, m, size, found, None, cfg.overlay_quality)
     return {name: statistics.median(values) for name, values in times.items()}
 
 

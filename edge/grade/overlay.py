@@ -22,18 +22,27 @@ def _label(img: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, 
     cv2.putText(img, text, (x, y - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
 
 
+def overlay_base(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    """A copy of the photo at the overlay's size to draw on, and its scale from the photo.
+
+    Made as soon as the photo is located, so a grader holds this, not the larger photo, while the
+    model runs; drawing on a copy leaves the photo (perhaps the camera's frame) as it was.
+    """
+    f = min(1.0, long_side / max(image.shape[:2]))
+    return (cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR) if f < 1 else image.copy()), f
+
+
 def render_overlay(
-    image: np.ndarray,
+    img: np.ndarray,
+    f: float,
     quad: np.ndarray | None,
     to_canonical: np.ndarray | None,
     canonical_size: tuple[int, int],
     defects: Sequence[Defect],
     note: str | None,
-    long_side: int,
     quality: int,
 ) -> bytes:
-    f = min(1.0, long_side / max(image.shape[:2]))
-    img = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR) if f < 1 else image.copy()
+    """Draw on ``img`` (from ``overlay_base``, ``f`` its scale) and encode it as JPEG."""
     scale = max(0.5, img.shape[1] / 1600)
     thick = max(1, round(scale * 2))
     if quad is not None:

@@ -18,7 +18,7 @@ from edge.grade.decode import Decoded, decode, reduce_frame
 from edge.grade.describe import describe, mm_text, surface_name
 from edge.grade.detect import DEFECT_KINDS, Geometry, find_defects
 from edge.grade.locate import Location, canonical_transform, locate, quad_sides
-from edge.grade.overlay import render_overlay
+from edge.grade.overlay import overlay_base, render_overlay
 from edge.grade.quality import check_device, check_frame
 from edge.grade.runtime import Runtime
 from edge.grade.scale import device_grade, face_grade, shattered
@@ -56,9 +56,11 @@ class _Shot:
 
 @dataclass
 class _Prepared:
-    """A photo decoded, gated, located and warped, ready for the model."""
+    """A photo decoded, gated, located and warped, ready for the model; the photo itself is kept
+    only at the overlay's size."""
 
-    image: np.ndarray
+    overlay: np.ndarray
+    overlay_scale: float
     scale: int
     loc: Location | None
     to_canon: np.ndarray | None
@@ -188,8 +190,9 @@ class Grader:
                 image, to_canon[:2], self._size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
             )
             reason = reason or check_device(crop, cfg, quad_sides(loc.quad)[0]).reason
+        base, f = overlay_base(image, cfg.overlay_long_side)
         t2 = time.perf_counter()
-        return _Prepared(image, dec.scale, loc, to_canon, crop, reason, (t1 - t0) * 1000, (t2 - t1) * 1000)
+        return _Prepared(base, f, dec.scale, loc, to_canon, crop, reason, (t1 - t0) * 1000, (t2 - t1) * 1000)
 
     def _infer(self, prep: _Prepared, timings: dict[str, float]) -> np.ndarray | None:
         """The model's cell probabilities, in DEFECT_KINDS order, for a photo that passed the gate."""
@@ -210,9 +213,8 @@ class Grader:
             shot.geom = self._geometry(prep.loc, (mm_per_px or {}).get(shot.section), prep.scale)
             shot.defects = find_defects(probs, self._thresholds, prep.crop, shot.geom, self._cfg, shot.index)
         blob = render_overlay(
-            prep.image, None if prep.loc is None else prep.loc.quad, prep.to_canon, self._size, shot.defects,
-            None if prep.reason is None else f"RETAKE: {prep.reason}", self._cfg.overlay_long_side,
-            self._cfg.overlay_quality,
+            prep.overlay, prep.overlay_scale, None if prep.loc is None else prep.loc.quad, prep.to_canon, self._size,
+            shot.defects, None if prep.reason is None else f"RETAKE: {prep.reason}", self._cfg.overlay_quality,
         )  # fmt: skip
         return blob, (time.perf_counter() - t) * 1000
 

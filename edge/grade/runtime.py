@@ -108,11 +108,15 @@ class Network:
     def run(self, crop: np.ndarray) -> np.ndarray:
         """Probabilities (grid_h, grid_w, labels) for one uint8 BGR crop of the model's input size."""
         if self._fast_input:
-            q = np.bitwise_xor(crop, np.uint8(0x80)).view(np.int8)
+            # XORed straight into the interpreter's input buffer: no int8 copy of the crop to hand
+            # to set_tensor and copy again. The view must be gone before invoke.
+            buffer = self._interp.tensor(self.input["index"])()
+            np.bitwise_xor(crop, np.uint8(0x80), out=buffer[0].view(np.uint8))
+            del buffer
         else:
             scale, zero = self._in_q
             q = np.clip(np.round(crop / scale + zero), -128, 127).astype(np.int8)
-        self._interp.set_tensor(self.input["index"], q[None])
+            self._interp.set_tensor(self.input["index"], q[None])
         self._interp.invoke()
         raw = self._interp.get_tensor(self.output["index"])[0]
         scale, zero = self._out_q
