@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ from edge.config.mqtt import MqttConfig
 from edge.config.storage import StorageConfig
 from edge.events import EventBus
 from edge.publish import mqtt_channel
+from edge.spool import sessions
 from edge.spool.db import Database
 from edge.spool.files import atomic_write
 from edge.spool.outbox import Outbox
@@ -225,3 +230,53 @@ def test_after_commit_announces_only_what_was_committed(tmp_path: Path) -> None:
     db.after_commit(lambda: heard.append("no transaction"))
     assert heard == ["kept", "no transaction"]
     db.close()
+
+
+def test_a_sessions_overlays_are_stored_with_one_sync_per_file_and_folder_and_two_commits(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = store.create(VALID_IMEI, "test")
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    commits = 0
+    real_transaction = store.db.transaction
+
+    @contextlib.contextmanager
+    def counted() -> Iterator[sqlite3.Connection]:
+        nonlocal commits
+        with real_transaction() as conn:
+            yield conn
+        commits += 1
+
+    monkeypatch.setattr(store.db, "transaction", counted)
+    overlays = [("front", shot, f"front {shot}".encode()) for shot in range(5)] + [("back", 0, b"back 0")]
+    records = store.add_images(session, overlays, kind="overlay")
+    assert len(synced) == 6 + 2  # each file, and each of the two section folders once
+    assert commits == 2  # the notes, then the rows
+    assert [(r.section, r.shot, r.kind) for r in records] == [(s, n, "overlay") for s, n, _ in overlays]
+    assert [(store.images_root / r.path).read_bytes() for r in records] == [data for *_, data in overlays]
+    assert store.images(session.id, "overlay") == records
+    assert store.db.connection().execute("SELECT COUNT(*) FROM file_journal").fetchone()[0] == 0
+
+
+def test_a_batch_cut_by_a_full_disk_leaves_no_file_no_row_and_no_note(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = store.create(VALID_IMEI, "test")
+    written: list[Path] = []
+
+    def filling(path: Path, data: bytes, sync_folder: bool = True) -> str:
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(path)
+        return atomic_write(path, data, sync_folder)
+
+    monkeypatch.setattr(sessions, "atomic_write", filling)
+    with pytest.raises(OSError) as raised:
+        store.add_images(session, [("front", shot, b"x" * 100) for shot in range(4)], kind="overlay")
+    assert raised.value.errno == errno.ENOSPC
+    assert len(written) == 2 and not any(p.exists() for p in written)
+    assert list(store.images_root.iterdir()) == []
+    assert store.images(session.id) == []
+    assert store.db.connection().execute("SELECT COUNT(*) FROM file_journal").fetchone()[0] == 0

@@ -122,10 +122,7 @@ class SessionGrading:
         return self._finish(session, originals, overlays, grade, {"session": (time.perf_counter() - started) * 1000})
 
     def _store_overlays(self, session: SessionRecord, grade: SessionGrade) -> list[ImageRecord]:
-        return [
-            self.store.add_image(session, section, index, data, kind="overlay")
-            for section, index, data in grade.overlays
-        ]
+        return self.store.add_images(session, grade.overlays, kind="overlay")
 
     def _finish(
         self,

@@ -34,10 +34,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> str:
+def atomic_write(path: Path, data: bytes, sync_folder: bool = True) -> str:
     """Write ``data`` to ``path`` (temp file in the same folder, fsync, rename, fsync folder).
 
-    Returns the sha256 of what was written.
+    Returns the sha256 of what was written. A caller writing several files into one folder may
+    leave ``sync_folder`` off and fsync the folder once after the last rename.
     """
     for attempt in range(MKDIR_RETRIES):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,8 @@ def atomic_write(path: Path, data: bytes) -> str:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_folder:
+        fsync_dir(path.parent)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -77,10 +79,10 @@ class FileJournal:
     def clear(self, conn: sqlite3.Connection, paths: Sequence[str]) -> None:
         conn.executemany("DELETE FROM file_journal WHERE path = ?", [(p,) for p in paths])
 
-    def intend(self, path: str) -> None:
-        """Before writing ``path``: its own commit, so a crash mid-write leaves the note."""
+    def intend(self, *paths: str) -> None:
+        """Before writing ``paths``: their own commit, so a crash mid-write leaves the notes."""
         with self.db.transaction() as conn:
-            self.note(conn, [path])
+            self.note(conn, paths)
 
     def remove(self, paths: Sequence[str]) -> int:
         """Remove noted files and their folders left empty, then clear the notes; the bytes freed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge.spool.db import Database
-from edge.spool.files import FileJournal, atomic_write
+from edge.spool.files import FileJournal, atomic_write, fsync_dir
 from edge.statuses import FINAL, Status, sql_list
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,10 @@ def image_path(imei: str, section: str, filename: str, now_ms: int) -> str:
     return f"{imei}/{section}/{now_ms}_{filename}"
 
 
+def _image_name(section: str, shot: int, kind: ImageKind) -> str:
+    return f"{section}-{shot + 1}{'-overlay' if kind == 'overlay' else ''}.jpg"
+
+
 class AlreadyReviewedError(Exception):
     """The session is not (or no longer) waiting for a technician's review."""
 
@@ -171,12 +176,44 @@ class SessionStore:
     ) -> ImageRecord:
         """Note the file, write it atomically, then its row: a row never points at a missing file,
         and a crash before the row leaves a note that removes the file on the next start."""
-        suffix = "-overlay" if kind == "overlay" else ""
-        name = filename or f"{section}-{shot + 1}{suffix}.jpg"
-        rel = image_path(session.imei, section, name, int(time.time() * 1000))
-        self.journal.intend(rel)
-        digest = atomic_write(self.images_root / rel, data)
-        return self.register_image(session.id, section, shot, kind, rel, digest, len(data))
+        return self._store(session, [(section, shot, filename or _image_name(section, shot, kind), data)], kind)[0]
+
+    def add_images(
+        self, session: SessionRecord, images: Sequence[tuple[str, int, bytes]], kind: ImageKind = "original"
+    ) -> list[ImageRecord]:
+        """``add_image`` for several (section, shot, bytes) at once, in fewer syncs: a session's six
+        overlays over two sections take 10 instead of 24, between grading and the result."""
+        named = [(section, shot, _image_name(section, shot, kind), data) for section, shot, data in images]
+        return self._store(session, named, kind)
+
+    def _store(
+        self, session: SessionRecord, images: Sequence[tuple[str, int, str, bytes]], kind: ImageKind
+    ) -> list[ImageRecord]:
+        """One commit notes the files, each is written and fsynced, each folder fsynced once, one
+        commit records their rows."""
+        now_ms = int(time.time() * 1000)
+        rels = [image_path(session.imei, section, name, now_ms) for section, _, name, _ in images]
+        self.journal.intend(*rels)
+        try:
+            digests = [
+                atomic_write(self.images_root / rel, data, sync_folder=False)
+                for rel, (*_, data) in zip(rels, images, strict=True)
+            ]
+            for folder in dict.fromkeys((self.images_root / rel).parent for rel in rels):
+                fsync_dir(folder)
+        except OSError:
+            # The ones written have no row: remove them now, not at the next start (when the disk
+            # is full, the notes may stay, and the next start removes them).
+            with contextlib.suppress(OSError, sqlite3.Error):
+                self.journal.remove(rels)
+            raise
+        now = time.time()
+        with self.db.transaction() as conn:
+            self.journal.clear(conn, rels)
+            return [
+                self._insert_image(conn, session.id, section, shot, kind, rel, digest, len(data), now)
+                for rel, digest, (section, shot, _, data) in zip(rels, digests, images, strict=True)
+            ]
 
     def register_image(
         self, session_id: str, section: str, shot: int, kind: str, rel: str, sha256: str, size: int
@@ -185,13 +222,26 @@ class SessionStore:
         now = time.time()
         with self.db.transaction() as conn:
             self.journal.clear(conn, [rel])
-            cursor = conn.execute(
-                "INSERT INTO images (session_id, section, shot, kind, path, sha256, size, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (session_id, section, shot, kind, rel, sha256, size, now),
-            )
-            image_id = int(cursor.lastrowid or 0)
-        return ImageRecord(image_id, session_id, section, shot, kind, rel, sha256, size, now)
+            return self._insert_image(conn, session_id, section, shot, kind, rel, sha256, size, now)
+
+    @staticmethod
+    def _insert_image(
+        conn: sqlite3.Connection,
+        session_id: str,
+        section: str,
+        shot: int,
+        kind: str,
+        rel: str,
+        sha256: str,
+        size: int,
+        now: float,
+    ) -> ImageRecord:
+        cursor = conn.execute(
+            "INSERT INTO images (session_id, section, shot, kind, path, sha256, size, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_id, section, shot, kind, rel, sha256, size, now),
+        )
+        return ImageRecord(int(cursor.lastrowid or 0), session_id, section, shot, kind, rel, sha256, size, now)
 
     def delete_images(self, session_id: str, kind: ImageKind) -> int:
         """Rows (and the journal's note of their files) in one commit, then the files; how many."""
