@@ -46,6 +46,7 @@ import numpy as np  # noqa: E402
 from bench.bench_grading import render_session  # noqa: E402
 from bench.unit_env import unit_environment  # noqa: E402
 from edge.config.storage import StorageConfig  # noqa: E402
+from tests.booth_support import render_booth_images  # noqa: E402
 
 # Per-core slowdown of a Raspberry Pi against this machine (an x86-64 Xeon at 2.8 GHz with AVX2).
 # Pi 4 (Cortex-A72, 1.8 GHz, NEON): the model's own published scaling (int8 MobileNet v2, ~300 M
@@ -285,7 +286,8 @@ def main() -> None:
     print(f"  grades: {b['grade']}; frames and stored JPEGs disagreed on {len(b.get('disagreements', []))} sessions"
           f" {b.get('disagreements', '')}")
 
-    demo = sorted((REPO / "config" / "demo-images").rglob("*.jpg"))[:6]
+    # The demo booth's replay photos, rendered as setup renders them when this checkout has none yet.
+    demo = sorted(render_booth_images(REPO / "config" / "demo-images").rglob("*.jpg"))[:6]
     sets = {
         "12 MP camera frames (JPEG encoded by the booth)": child(operations, [d for _, d in shots], args.threads,
                                                                  args.repeat, False),
