@@ -114,3 +114,21 @@ def test_png_bytes_are_graded_and_non_images_raise(grader: Grader) -> None:
     assert grader.grade([("back", png.tobytes())]).status == "graded"
     with pytest.raises(ImageError, match="section 'back'"):
         grader.grade([("front", photo(62, "front", {})), ("back", b"GIF89a nonsense")])
+
+
+@pytest.mark.parametrize("overlay_long_side", [1600, 1920])
+def test_grading_a_cameras_frames_draws_on_a_copy_and_leaves_the_frames_as_they_were(overlay_long_side: int) -> None:
+    # The camera's frame is JPEG-encoded for the spool while it is graded: an overlay drawn on it
+    # would be stored as the original photo. 1600 brings the 1920-wide frame down; 1920 draws at full size.
+    grader = Grader(ModelConfig(threads=2), GradingConfig(overlay_long_side=overlay_long_side))
+    frames = [cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) for jpeg in cracked_photos(1)]
+    frames.append(cv2.imdecode(np.frombuffer(photo(31, "front", {}, blur_sigma=7.0), np.uint8), cv2.IMREAD_COLOR))
+    before = [frame.copy() for frame in frames]
+    result = grader.grade([("front", frame) for frame in frames])
+    assert all(np.array_equal(frame, kept) for frame, kept in zip(frames, before, strict=True))
+    assert result.analysis["front"].defects  # the overlays had a crack and a retake note to draw
+    for (_, index, jpeg), frame in zip(result.overlays, frames, strict=True):
+        overlay = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert overlay.shape[1] == overlay_long_side, index
+        plain = cv2.resize(frame, (overlay.shape[1], overlay.shape[0]), interpolation=cv2.INTER_LINEAR)
+        assert np.abs(overlay.astype(int) - plain).max() > 100, index  # drawn on, not the frame alone
