@@ -7,6 +7,7 @@ reduced decode scale); the content decides, never the file name: a PNG named .jp
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8\xff"
@@ -14,6 +15,8 @@ JPEG_SOI = b"\xff\xd8\xff"
 JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Markers that stand alone, without a length field.
 JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+# Start of scan: the last header segment; entropy-coded data follows it.
+JPEG_SOS = 0xDA
 # The accepted formats: file extensions (the first is the one the booth writes) and media types.
 EXTENSIONS: dict[str, tuple[str, ...]] = {"jpeg": (".jpg", ".jpeg"), "png": (".png",)}
 MEDIA_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png"}
@@ -49,20 +52,31 @@ def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
         return None
     if fmt != "jpeg":
         return None
+    for marker, pos, _ in jpeg_segments(data):
+        if marker in JPEG_SOF and pos + 9 <= len(data):
+            height, width = struct.unpack_from(">HH", data, pos + 5)
+            return int(width), int(height)
+    return None
+
+
+def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, offset of its 0xFF, length field) of each header segment of a JPEG, up to and
+    including the start of scan; 0 is the length of a marker that stands alone. It stops early
+    where the bytes are not a segment."""
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
-            return None
+            return
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
         if marker in JPEG_STANDALONE:
+            yield marker, pos, 0
             pos += 2
             continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if marker in JPEG_SOF and pos + 9 <= len(data):
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return int(width), int(height)
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        yield marker, pos, length
+        if marker == JPEG_SOS:
+            return
         pos += 2 + length
-    return None

@@ -3,14 +3,12 @@ encoded whole."""
 
 from __future__ import annotations
 
-import struct
-
 import cv2
 import numpy as np
 import pytest
 
 from edge.capture.frames import JpegEncoder
-from edge.imageinfo import header_size
+from edge.imageinfo import JPEG_SOS, header_size, jpeg_segments
 
 
 def _photo(h: int, w: int, grey: bool = False) -> np.ndarray:
@@ -25,10 +23,7 @@ def _photo(h: int, w: int, grey: bool = False) -> np.ndarray:
 def _restart_markers(jpeg: bytes) -> list[int]:
     """The restart markers' numbers in the scan: after SOS, 0xFF is followed by 0x00 (a stuffed byte)
     or by a marker."""
-    i = 2
-    while jpeg[i + 1] != 0xDA:
-        i += 2 + struct.unpack_from(">H", jpeg, i + 2)[0]
-    scan = jpeg[i:]
+    scan = jpeg[next(pos for marker, pos, _ in jpeg_segments(jpeg) if marker == JPEG_SOS) :]
     return [scan[j + 1] - 0xD0 for j in range(len(scan) - 1) if scan[j] == 0xFF and 0xD0 <= scan[j + 1] <= 0xD7]
 
 

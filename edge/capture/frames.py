@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from edge.capture.errors import CaptureError
-from edge.imageinfo import sniff
+from edge.imageinfo import JPEG_SOF, JPEG_SOS, jpeg_segments, sniff
 
 MIN_SIDE_PX = 64
 # A frame whose pixels barely vary is a dead sensor, a lens cap or a broken stream, not a photo.
@@ -47,8 +47,7 @@ class Frame:
 _BAND_ROWS = 16
 # The largest restart interval a JPEG can state (16 bits), in minimum coded units.
 _MAX_INTERVAL = 65535
-_SOS, _EOI, _RST0 = 0xDA, b"\xff\xd9", 0xD0
-_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2})
+_EOI, _RST0 = b"\xff\xd9", 0xD0
 
 
 class JpegEncoder:
@@ -96,10 +95,10 @@ def _encode(image: np.ndarray, params: list[int]) -> bytes:
 
 def _scan_start(jpeg: bytes) -> int:
     """Where the entropy-coded data begins: just past the start-of-scan segment."""
-    i = 2
-    while jpeg[i + 1] != _SOS:
-        i += 2 + struct.unpack_from(">H", jpeg, i + 2)[0]
-    return i + 2 + struct.unpack_from(">H", jpeg, i + 2)[0]
+    for marker, pos, length in jpeg_segments(jpeg):
+        if marker == JPEG_SOS:
+            return pos + 2 + length
+    raise CaptureError("the encoded frame has no JPEG scan")
 
 
 def _join(bands: list[bytes], height: int) -> bytes:
@@ -107,11 +106,8 @@ def _join(bands: list[bytes], height: int) -> bytes:
     whole height, then each band's scan after a restart marker."""
     start = _scan_start(bands[0])
     head = bytearray(bands[0][:start])
-    i = 2
-    while i < start:
-        if head[i + 1] in _SOF_MARKERS:
-            struct.pack_into(">H", head, i + 5, height)
-        i += 2 + struct.unpack_from(">H", head, i + 2)[0]
+    for pos in [pos for marker, pos, _ in jpeg_segments(head) if marker in JPEG_SOF]:
+        struct.pack_into(">H", head, pos + 5, height)
     parts = [bytes(head), bands[0][start:-2]]
     for n, band in enumerate(bands[1:]):
         parts += [bytes((0xFF, _RST0 + n % 8)), band[_scan_start(band) : -2]]
