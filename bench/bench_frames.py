@@ -9,7 +9,8 @@ Each figure runs in a child process of its own, so its peak RSS is that path's a
   own) that hands out a new 4056x3040 frame per shot (as picamera2's ``make_array`` does), the spool
   on a temporary folder
   (JPEG encoded and written with fsync beside grading), overlays and the result committed to SQLite;
-- booth from stored JPEGs: ``SessionGrading.grade_and_finish`` on the session the run above stored.
+- booth from stored JPEGs: ``SessionGrading.grade_and_finish`` on the sessions the run above
+  stored, in a new process as after a restart.
 
 - each operation alone, one photo at a time, for the 12 MP frames and for the 1080p demo photos of
   the replay cameras (what bench_session.py's sessions are): the figures the Raspberry Pi estimate
@@ -68,6 +69,10 @@ PIPELINE = {
 }
 
 
+# The stand-in camera's frames cross the pipe in pieces of this size.
+_CHUNK = 1 << 20
+
+
 class _Camera:
     """A camera stand-in in a process of its own: it holds the session's decoded frames and sends
     one per shot through a pipe into a new array here, as picamera2's ``make_array`` copies a
@@ -88,7 +93,11 @@ class _Camera:
 
         self._conn.send(section)
         image = np.empty(self._conn.recv(), np.uint8)
-        self._conn.recv_bytes_into(memoryview(image).cast("B"))
+        # In chunks: a Connection reads a whole message into a buffer of its own before copying it,
+        # which for one 37 MB message is a second frame that no camera's driver would hold.
+        view = memoryview(image).cast("B")
+        for start in range(0, len(view), _CHUNK):
+            self._conn.recv_bytes_into(view[start : start + _CHUNK])
         return Frame(image)
 
     def close(self) -> None:
@@ -107,7 +116,9 @@ def _serve_frames(conn: Any, files: dict[str, list[Path]]) -> None:
         frame = frames[section][shots[section] % len(frames[section])]
         shots[section] += 1
         conn.send(frame.shape)
-        conn.send_bytes(memoryview(frame).cast("B"))
+        view = memoryview(frame).cast("B")
+        for start in range(0, len(view), _CHUNK):
+            conn.send_bytes(view[start : start + _CHUNK])
 
 
 def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> dict[str, float]:
@@ -192,12 +203,8 @@ def grader_from_frames(shots: list[tuple[str, bytes]], threads: int, repeat: int
     return {"walls": walls, "stages": stages, "invoke": statistics.median(invokes), "grade": result.grade}
 
 
-def booth(photos: list[tuple[str, Path]], threads: int, repeat: int) -> dict[str, Any]:
-    """Sessions through the booth's code from frames, then each regraded from its stored JPEGs.
-
-    The photos come as files, read only by the stand-in camera: the process holds no input of its
-    own, so its peak RSS is the booth's."""
-    from edge.capture.rig import CaptureRig
+def _booth_parts(folder: Path, threads: int) -> tuple[Any, Any, Any]:
+    """The booth's config, spool and session grading on a folder of its own."""
     from edge.config import load_config
     from edge.daemon.grading import SessionGrading
     from edge.events import EventBus
@@ -206,34 +213,48 @@ def booth(photos: list[tuple[str, Path]], threads: int, repeat: int) -> dict[str
     from edge.spool.sessions import SessionStore
     from tests.booth_support import write_config
 
-    out: dict[str, Any] = {"frames": [], "stored": []}
-    with tempfile.TemporaryDirectory(prefix="bench-frames-") as tmp:
-        files: dict[str, list[Path]] = {}
-        for section, path in photos:
-            files.setdefault(section, []).append(path)
-        config = load_config(write_config(Path(tmp), Path(tmp), shots=3, back_shots=3, threads=threads))
-        store = SessionStore(Database(Path(tmp) / "spool.db"), Path(tmp) / "images")
-        grader = Grader(config.model, config.grading)
-        grading = SessionGrading(config, store, EventBus("bench"), grader, lambda path: path)
-        rig = CaptureRig(config, cameras={"cam": _Camera(files)})
-        records = []
-        for i in range(repeat + 1):  # the first is a warm-up
-            session = store.create("490154203237518", "cli", status="capturing")
-            t = time.perf_counter()
-            record = grading.capture_and_finish(session, rig, lambda: None)
-            if i:
-                out["frames"].append({"wall": (time.perf_counter() - t) * 1000, **record.result["timings_ms"]})
-                records.append(record)
-        out["rss_frames"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        for record in records:  # then each session again from its stored JPEGs, as after a restart
-            t = time.perf_counter()
-            again = grading.grade_and_finish(store.get(record.id), from_camera=True)
-            out["stored"].append({"wall": (time.perf_counter() - t) * 1000, **again.result["timings_ms"]})
-            if record.grade != again.grade or record.status != again.status:
-                out.setdefault("disagreements", []).append((record.grade, again.grade))
-        out["rss_all"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        rig.close()
-        out["grade"] = record.grade
+    config = load_config(write_config(folder, folder, shots=3, back_shots=3, threads=threads))
+    store = SessionStore(Database(folder / "spool.db"), folder / "images")
+    grader = Grader(config.model, config.grading)
+    return config, store, SessionGrading(config, store, EventBus("bench"), grader, lambda path: path)
+
+
+def booth_from_frames(photos: list[tuple[str, Path]], folder: Path, threads: int, repeat: int) -> dict[str, Any]:
+    """Sessions through the booth's code from frames; their ids and results, and the peak RSS.
+
+    The photos come as files, read only by the stand-in camera: the process holds no input of its
+    own, so its peak RSS is the booth's."""
+    from edge.capture.rig import CaptureRig
+
+    config, store, grading = _booth_parts(folder, threads)
+    files: dict[str, list[Path]] = {}
+    for section, path in photos:
+        files.setdefault(section, []).append(path)
+    rig = CaptureRig(config, cameras={"cam": _Camera(files)})
+    out: dict[str, Any] = {"frames": [], "sessions": []}
+    for i in range(repeat + 1):  # the first is a warm-up
+        session = store.create("490154203237518", "cli", status="capturing")
+        t = time.perf_counter()
+        record = grading.capture_and_finish(session, rig, lambda: None)
+        if i:
+            out["frames"].append({"wall": (time.perf_counter() - t) * 1000, **record.result["timings_ms"]})
+            out["sessions"].append((record.id, record.status, record.grade))
+    out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rig.close()
+    return out
+
+
+def booth_from_stored(folder: Path, sessions: list[tuple[str, str, str | None]], threads: int) -> dict[str, Any]:
+    """The same sessions graded again from their stored JPEGs, in a new process as after a restart."""
+    _, store, grading = _booth_parts(folder, threads)
+    out: dict[str, Any] = {"stored": [], "disagreements": []}
+    for session_id, status, grade in sessions:
+        t = time.perf_counter()
+        again = grading.grade_and_finish(store.get(session_id), from_camera=True)
+        out["stored"].append({"wall": (time.perf_counter() - t) * 1000, **again.result["timings_ms"]})
+        if (status, grade) != (again.status, again.grade):
+            out["disagreements"].append((grade, again.grade))
+    out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
 
@@ -271,20 +292,22 @@ def main() -> None:
         files = [(section, Path(folder) / f"{i}.jpg") for i, (section, _) in enumerate(shots)]
         for (_, path), (_, data) in zip(files, shots, strict=True):
             path.write_bytes(data)
-        b = child(booth, files, args.threads, args.repeat)
-    frames, stored = b["frames"], b["stored"]
+        with tempfile.TemporaryDirectory(prefix="bench-frames-") as tmp:
+            b = child(booth_from_frames, files, Path(tmp), args.threads, args.repeat)
+            r = child(booth_from_stored, Path(tmp), b["sessions"], args.threads)
+    frames, stored = b["frames"], r["stored"]
     print("\nbooth, from the cameras' frames (capture, JPEG write with fsync, grading, overlays, commit):")
     print(f"  session             {_spread([r['wall'] for r in frames])}")
     for stage in ("capture", "store", *SHOT_STAGES, "total"):
         print(f"  {stage:<19} {_spread([r[stage] for r in frames])}")
-    print(f"  peak RSS of this path: {b['rss_frames']:.0f} MB")
-    print("\nbooth, the same sessions from their stored JPEGs (the recovery path):")
+    print(f"  peak RSS of this path: {b['rss']:.0f} MB")
+    print("\nbooth, the same sessions from their stored JPEGs in a new process (the recovery path after a restart):")
     print(f"  session             {_spread([r['wall'] for r in stored])}")
     for stage in (*SHOT_STAGES, "total"):
         print(f"  {stage:<19} {_spread([r[stage] for r in stored])}")
-    print(f"  peak RSS after both paths: {b['rss_all']:.0f} MB")
-    print(f"  grades: {b['grade']}; frames and stored JPEGs disagreed on {len(b.get('disagreements', []))} sessions"
-          f" {b.get('disagreements', '')}")
+    print(f"  peak RSS of this path: {r['rss']:.0f} MB")
+    print(f"  grades: {b['sessions'][-1][2]}; frames and stored JPEGs disagreed on {len(r['disagreements'])} sessions"
+          f" {r['disagreements'] or ''}")
 
     # The demo booth's replay photos, rendered as setup renders them when this checkout has none yet.
     demo = sorted(render_booth_images(REPO / "config" / "demo-images").rglob("*.jpg"))[:6]
