@@ -69,8 +69,16 @@ PIPELINE = {
 }
 
 
-# The stand-in camera's frames cross the pipe in pieces of this size.
+# The stand-in camera's frames cross the pipe in pieces of this size: a Connection reads a whole
+# message into a buffer of its own before copying it, which for one 37 MB message is a second
+# frame that no camera's driver would hold.
 _CHUNK = 1 << 20
+
+
+def _pieces(frame: np.ndarray) -> list[memoryview]:
+    """A frame's bytes as the pieces that cross the pipe, in order."""
+    view = memoryview(frame).cast("B")
+    return [view[start : start + _CHUNK] for start in range(0, len(view), _CHUNK)]
 
 
 class _Camera:
@@ -93,11 +101,8 @@ class _Camera:
 
         self._conn.send(section)
         image = np.empty(self._conn.recv(), np.uint8)
-        # In chunks: a Connection reads a whole message into a buffer of its own before copying it,
-        # which for one 37 MB message is a second frame that no camera's driver would hold.
-        view = memoryview(image).cast("B")
-        for start in range(0, len(view), _CHUNK):
-            self._conn.recv_bytes_into(view[start : start + _CHUNK])
+        for piece in _pieces(image):
+            self._conn.recv_bytes_into(piece)
         return Frame(image)
 
     def close(self) -> None:
@@ -116,9 +121,8 @@ def _serve_frames(conn: Any, files: dict[str, list[Path]]) -> None:
         frame = frames[section][shots[section] % len(frames[section])]
         shots[section] += 1
         conn.send(frame.shape)
-        view = memoryview(frame).cast("B")
-        for start in range(0, len(view), _CHUNK):
-            conn.send_bytes(view[start : start + _CHUNK])
+        for piece in _pieces(frame):
+            conn.send_bytes(piece)
 
 
 def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> dict[str, float]:
@@ -294,8 +298,8 @@ def main() -> None:
             path.write_bytes(data)
         with tempfile.TemporaryDirectory(prefix="bench-frames-") as tmp:
             b = child(booth_from_frames, files, Path(tmp), args.threads, args.repeat)
-            r = child(booth_from_stored, Path(tmp), b["sessions"], args.threads)
-    frames, stored = b["frames"], r["stored"]
+            again = child(booth_from_stored, Path(tmp), b["sessions"], args.threads)
+    frames, stored = b["frames"], again["stored"]
     print("\nbooth, from the cameras' frames (capture, JPEG write with fsync, grading, overlays, commit):")
     print(f"  session             {_spread([r['wall'] for r in frames])}")
     for stage in ("capture", "store", *SHOT_STAGES, "total"):
@@ -305,9 +309,9 @@ def main() -> None:
     print(f"  session             {_spread([r['wall'] for r in stored])}")
     for stage in (*SHOT_STAGES, "total"):
         print(f"  {stage:<19} {_spread([r[stage] for r in stored])}")
-    print(f"  peak RSS of this path: {r['rss']:.0f} MB")
-    print(f"  grades: {b['sessions'][-1][2]}; frames and stored JPEGs disagreed on {len(r['disagreements'])} sessions"
-          f" {r['disagreements'] or ''}")
+    print(f"  peak RSS of this path: {again['rss']:.0f} MB")
+    print(f"  grades: {b['sessions'][-1][2]}; frames and stored JPEGs disagreed on {len(again['disagreements'])}"
+          f" sessions {again['disagreements'] or ''}")
 
     # The demo booth's replay photos, rendered as setup renders them when this checkout has none yet.
     demo = sorted(render_booth_images(REPO / "config" / "demo-images").rglob("*.jpg"))[:6]
