@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,7 @@ class MirrorHarness:
         key: str = SIM_KEY,
         client: CloudClient | None = None,
         on_cloud_result: CloudResultHook | None = None,
+        clock: Callable[[], float] = time.time,
         **cloud: Any,
     ) -> None:
         self.state = state
@@ -94,7 +97,7 @@ class MirrorHarness:
         self.events.subscribe(self.seen.append)
         self.status = StatusBoard()
         self.config = CloudConfig(base_url=base_url, api_key=key, **{**FAST, **cloud})
-        self.outbox = Outbox(self.db, self.events, [cloud_channel(self.config, threading.Event())])
+        self.outbox = Outbox(self.db, self.events, [cloud_channel(self.config, threading.Event())], clock=clock)
         self.queue = CloudQueue(self.db, self.outbox, enabled=CloudMirror.wanted(self.config))
         self.store = SessionStore(self.db, state / "images", on_finished=[self.queue.enqueue])
         self.status.probe("cloud_outbox_depth", self.queue.depth)

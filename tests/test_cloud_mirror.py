@@ -20,6 +20,7 @@ from edge.contract import UploadResponse
 from edge.mirror.client import CloudClient
 from edge.spool.retention import Retention
 from tests.booth_support import wait_for
+from tests.clock_support import SteppedClock
 from tests.cloudsim_support import BOOTH_SCORES, FAST, SHORT_READ_S, SIM_KEY, MirrorHarness, images_of, imei
 
 TIMEOUT = 90.0
@@ -78,6 +79,23 @@ def test_session_made_offline_is_mirrored_when_the_cloud_comes_up(harness: Mirro
         assert row["booth"] == BOOTH_SCORES[section]
         assert row["difference"] == cloud["analysis"][section]["score"] - BOOTH_SCORES[section]
     assert {e["session_id"] for e in harness.events_of("mirrored")} == set(ids)
+
+
+def test_a_session_waiting_out_a_retry_after_goes_at_once_when_the_clock_is_set_back(
+    tmp_path: Path, sim: CloudSim
+) -> None:
+    clock = SteppedClock()
+    harness = MirrorHarness(tmp_path / "booth", sim.base_url, clock=clock)
+    try:
+        sim.add_fault(kind="error", status=429, retry_after_s=4, endpoint="upload", count=1)
+        session_id = harness.session(imei(30)).id
+        harness.start()
+        wait_for(lambda: sim.stats()["faults_active"] == [], TIMEOUT)
+        clock.step(-3600)  # NTP sets the booth's clock back while it waits
+        wait_for(lambda: all_mirrored(harness, [session_id]), TIMEOUT)
+        assert sim.stats()["sessions"] == 1
+    finally:
+        harness.close()
 
 
 def test_faults_every_session_mirrored_once_except_for_lost_answers(tmp_path: Path, sim: CloudSim) -> None:

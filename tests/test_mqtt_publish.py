@@ -19,6 +19,7 @@ from edge.spool.db import Database
 from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionStore
 from edge.status import StatusBoard
+from tests.clock_support import SteppedClock
 from tests.mosquitto_broker import Collector, MosquittoBroker, booth_result
 
 BOOTH = "booth-1"
@@ -52,7 +53,7 @@ class Booth:
     """The parts a daemon gives the MQTT service, wired as the daemon wires them: a real SQLite spool
     with the outbox, events, status."""
 
-    def __init__(self, tmp: Path, port: int, **mqtt) -> None:
+    def __init__(self, tmp: Path, port: int, clock=time.time, **mqtt) -> None:
         self.db = Database(tmp / "spool.db")
         self.config = MqttConfig(
             host="127.0.0.1",
@@ -66,7 +67,7 @@ class Booth:
         self.events = EventBus(BOOTH)
         self.status = StatusBoard(on_change=wake.set)
         self.status.set("state", "idle")
-        self.outbox = Outbox(self.db, self.events, [mqtt_channel(self.config, wake)])
+        self.outbox = Outbox(self.db, self.events, [mqtt_channel(self.config, wake)], clock=clock)
         self.results = MqttResults(self.outbox, BOOTH)
         self.store = SessionStore(self.db, tmp / "images", on_finished=[self.results.enqueue_result])
         self.mqtt = MqttService(self.config, BOOTH, self.outbox, self.status)
@@ -86,8 +87,8 @@ class Booth:
 def booths(tmp_path):
     made: list[Booth] = []
 
-    def make(port: int, **mqtt) -> Booth:
-        b = Booth(tmp_path, port, **mqtt)
+    def make(port: int, clock=time.time, **mqtt) -> Booth:
+        b = Booth(tmp_path, port, clock, **mqtt)
         made.append(b)
         return b
 
@@ -152,6 +153,23 @@ def test_cloud_answer_events_and_failed_sessions(broker, booths, collector_facto
     assert event["type"] == "graded"
     assert event["session_id"] == session_id
     assert "imei" not in event and IMEI not in sub.on(f"{PREFIX}/events")[0].decode()
+
+
+def test_results_queued_before_the_clock_is_set_back_an_hour_arrive_at_once_in_order(
+    broker, booths, collector_factory
+):
+    # A Pi has no clock of its own: NTP (or a person) may set it back after results were queued.
+    clock = SteppedClock()
+    booth = booths(broker.port, clock=clock)
+    ids = [booth.finish(grade) for grade in "AB"]
+    clock.step(-3600)
+    ids.append(booth.finish("C"))
+    sub = collector_factory(broker)
+    booth.mqtt.start()
+
+    messages = sub.wait_count(f"{PREFIX}/sessions/", 3)
+    assert [t for t, _ in messages] == [f"{PREFIX}/sessions/{i}" for i in ids]
+    assert wait(lambda: booth.mqtt.depth() == 0)
 
 
 def test_broker_outage_20_sessions_arrive_in_order_none_lost(broker, booths, collector_factory, caplog):

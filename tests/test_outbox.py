@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from edge.spool.db import Database
 from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionStore
 from tests.booth_support import VALID_IMEI
+from tests.clock_support import SteppedClock
 
 
 @pytest.fixture
@@ -46,8 +46,8 @@ def test_an_ordered_channel_lets_nothing_overtake_a_row_waiting_for_its_retry(pa
     ids = fill(outbox, store, "mqtt", 3)
     first = outbox.claim_due("mqtt", 3)
     assert [row.session_id for row in first] == ids
-    at = outbox.retry(first[0].id, None, "broker refused")
-    assert 10 * 0.5 <= at - time.time() <= 10
+    wait = outbox.retry(first[0].id, None, "broker refused")
+    assert 10 * 0.5 <= wait <= 10
     assert outbox.claim_due("mqtt", 3) == []  # the refused row keeps its place; the rest wait behind it
     outbox.ack([first[1].id])
     assert outbox.depth("mqtt") == 2
@@ -69,16 +69,48 @@ def test_retry_counts_attempts_backs_off_and_honours_retry_after(parts) -> None:
     row = outbox.claim_due("cloud", 1)[0]
     delays = []
     for _ in range(4):
-        delays.append(outbox.retry(row.id, 500, "server error") - time.time())
+        delays.append(outbox.retry(row.id, 500, "server error"))
     # Equal jitter: between half and all of 10, 20, 40, then the cap of 40.
     assert 5 <= delays[0] <= 10 and 10 <= delays[1] <= 20 and 20 <= delays[2] <= 40 and 20 <= delays[3] <= 40
     assert outbox.claim_due("cloud", 1) == []
     # Not this row's fault: not counted, but the server's Retry-After holds it (up to the cap).
-    later = outbox.retry(row.id, 429, "slow down", charge=False, retry_after_s=1000) - time.time()
+    later = outbox.retry(row.id, 429, "slow down", charge=False, retry_after_s=1000)
     assert 100 <= later <= 110
     with outbox.db.transaction() as conn:
         conn.execute("UPDATE outbox SET next_attempt_at = 0")
     assert outbox.claim_due("cloud", 1)[0].attempts == 4
+
+
+def test_rows_waiting_when_the_clock_is_set_back_a_day_are_due_at_once_in_order(tmp_path: Path) -> None:
+    clock = SteppedClock()
+    db = Database(tmp_path / "spool.db")
+    channels = [
+        mqtt_channel(MqttConfig(retry_base_s=10, retry_cap_s=40), threading.Event()),
+        cloud_channel(CloudConfig(backoff_base_s=10, backoff_cap_s=40, retry_after_max_s=100), threading.Event()),
+    ]
+    outbox = Outbox(db, EventBus("b"), channels, clock=clock)
+    store = SessionStore(db, tmp_path / "images")
+    mqtt_ids = fill(outbox, store, "mqtt", 2)
+    cloud_ids = fill(outbox, store, "cloud", 2)
+    head = outbox.claim_due("mqtt", 2)[0]
+    outbox.retry(head.id, None, "broker refused")
+    cloud = outbox.claim_due("cloud", 2)
+    outbox.retry(cloud[0].id, 500, "server error")
+    outbox.retry(cloud[1].id, 429, "slow down", charge=False, retry_after_s=100)
+    assert outbox.claim_due("mqtt", 2) == [] and outbox.claim_due("cloud", 2) == []
+
+    clock.step(-86_400)
+    mqtt_ids += fill(outbox, store, "mqtt", 1)
+    assert [row.session_id for row in outbox.claim_due("mqtt", 5)] == mqtt_ids
+    assert [row.session_id for row in outbox.claim_due("cloud", 5)] == cloud_ids
+    assert outbox.seconds_to_next_due("mqtt") == 0.0
+    # From the new time on, a failure backs off as before: the second attempt 10-20 s.
+    wait = outbox.retry(head.id, None, "broker refused")
+    assert 10 <= wait <= 20
+    assert outbox.claim_due("mqtt", 5) == []
+    clock.step(wait)
+    assert [row.session_id for row in outbox.claim_due("mqtt", 5)] == mqtt_ids
+    db.close()
 
 
 @pytest.mark.parametrize("policy", ["drop-oldest", "drop-newest"])

@@ -83,7 +83,7 @@ class TechnicianDesk:
         self.grading = grading
         self.last_error = last_error
         self.recent = RecentEvents()
-        self.started_at = time.time()
+        self.started_at = time.monotonic()  # uptime survives the wall clock being set
         events.subscribe(self.recent)
 
     def state(self) -> dict[str, Any]:
@@ -97,7 +97,7 @@ class TechnicianDesk:
             "cloud": snapshot.get("cloud"),
             "outbox_depth": {channel: self.outbox.depth(channel) for channel in OUTBOX_CHANNELS},
             "disk_free_mb": snapshot.get("disk_free_mb"),
-            "uptime_s": round(time.time() - self.started_at),
+            "uptime_s": round(time.monotonic() - self.started_at),
             "last_error": self.last_error.last,
         }
 

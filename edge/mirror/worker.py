@@ -87,9 +87,10 @@ class CloudMirror:
         self._wanted: set[str] = set()
         self._rng = random.Random()
         # Sender-wide failure streak and pause (cloud down, rate limited); per-session state is in SQLite.
+        # The pause is on the monotonic clock: the wall clock may be stepped while it lasts.
         self._streak = 0
         self._streak_started = 0.0
-        self._resume_at = 0.0
+        self._paused_until = 0.0
         self._reachability: Reachability = "unknown"
         self._last_error: str | None = None
         self.requests = 0
@@ -167,15 +168,15 @@ class CloudMirror:
     def _step(self) -> float:
         """One round: mirror the oldest due session, or say how long to wait for the next one."""
         self._publish_status()
-        now = time.time()
-        if now < self._resume_at:
-            return self._resume_at - now
+        paused = self._paused_until - time.monotonic()
+        if paused > 0:
+            return paused
         with self._cond:
             wanted = frozenset(self._wanted)
         job = self.queue.next_job(wanted)
         if job is None:
-            due = self.outbox.next_due_time(CHANNEL)
-            return IDLE_WAIT_S if due is None else max(0.05, min(due - now, IDLE_WAIT_S))
+            due = self.outbox.seconds_to_next_due(CHANNEL)
+            return IDLE_WAIT_S if due is None else max(0.05, min(due, IDLE_WAIT_S))
         try:
             self._mirror(job)
         except Exception as exc:
@@ -267,15 +268,15 @@ class CloudMirror:
     def _http_failed(self, job: CloudJob, exc: CloudHttpError) -> None:
         status = exc.status
         if status in RATE_LIMITED and exc.retry_after_s is not None:
-            self._count_failure(time.time())
+            self._count_failure(self.outbox.clock())
             self._last_error = redact(str(exc), job.imei)
             self._reachability = "reachable" if status == 429 else "unreachable"
             # Not this session's fault: not charged, but nothing goes out before the cloud said.
-            self._resume_at = self.outbox.retry(
+            wait = self.outbox.retry(
                 job.row_id, status, self._last_error, charge=False, retry_after_s=exc.retry_after_s
             )
-            logger.warning("cloud says %s; next request in %.0f s (Retry-After)",
-                           self._last_error, self._resume_at - time.time())
+            self._paused_until = time.monotonic() + wait
+            logger.warning("cloud says %s; next request in %.0f s (Retry-After)", self._last_error, wait)
         elif status >= 500 or status in RETRYABLE_4XX:
             self._failed(job, status, str(exc), charge=True, reach="unreachable")
         elif status == 429:
@@ -287,17 +288,15 @@ class CloudMirror:
     def _failed(
         self, job: CloudJob, status: int | None, error: str, charge: bool, reach: Reachability | None
     ) -> None:
-        now = time.time()
         error = redact(error, job.imei)
-        self._count_failure(now)
-        self._resume_at = now + backoff_delay(self._streak, self.config.backoff_base_s,
-                                              self.config.backoff_cap_s, self._rng)
+        self._count_failure(self.outbox.clock())
+        wait = backoff_delay(self._streak, self.config.backoff_base_s, self.config.backoff_cap_s, self._rng)
+        self._paused_until = time.monotonic() + wait
         if reach is not None:
             self._reachability = reach
         self._last_error = error
         self.outbox.retry(job.row_id, status, error, charge=charge)
-        logger.warning("cloud request for session %s failed (%s); retrying in %.1f s",
-                       job.session_id, error, self._resume_at - now)
+        logger.warning("cloud request for session %s failed (%s); retrying in %.1f s", job.session_id, error, wait)
 
     def _count_failure(self, now: float) -> None:
         if self._streak == 0:
@@ -311,7 +310,7 @@ class CloudMirror:
             if pulled:
                 logger.info("cloud reachable again; %d sessions retried now", pulled)
         self._streak = 0
-        self._resume_at = 0.0
+        self._paused_until = 0.0
         self._reachability = "reachable"
         self._last_error = None
 
@@ -343,11 +342,12 @@ class CloudMirror:
             self.status.set(STATUS_KEY, {"mode": "off", "reason": self._off_reason()})
             return
         counts = self.queue.counts()
+        paused = self._paused_until - time.monotonic()
         self.status.set(STATUS_KEY, {
             "mode": self.config.mode,
             "reachability": self._reachability,
             "last_error": self._last_error,
-            "retry_at": utc_iso(self._resume_at) if self._resume_at > time.time() else None,
+            "retry_at": utc_iso(time.time() + paused) if paused > 0 else None,
             "outbox_depth": counts.get("pending", 0),
             "mirrored": counts.get("done", 0),
             "dead_letters": counts.get("dead", 0),

@@ -180,9 +180,9 @@ class Publisher:
             if ok:
                 self.outbox.ack([slot[0]])
             else:
-                at = self.outbox.retry(slot[0], None, f"broker refused: {reason}")
+                wait = self.outbox.retry(slot[0], None, f"broker refused: {reason}")
                 logger.warning("mqtt: broker refused outbox row %d (%s); retrying in %.0f s with the rows behind it",
-                               slot[0], reason, at - time.time())
+                               slot[0], reason, wait)
 
     def _expire(self) -> None:
         limit = time.monotonic() - self.config.inflight_timeout_s

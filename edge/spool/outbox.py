@@ -21,7 +21,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -107,6 +107,11 @@ class Channel:
     ordered: bool
     wake: threading.Event = field(default_factory=threading.Event, compare=False)
 
+    @property
+    def longest_wait_s(self) -> float:
+        """The furthest ahead ``Outbox.retry`` sets a row's next attempt."""
+        return max(self.backoff_cap_s, self.retry_after_max_s * (1 + RETRY_AFTER_JITTER))
+
 
 @dataclass(frozen=True)
 class Row:
@@ -126,6 +131,8 @@ class Row:
 
 _FIELDS = ("id", "channel", "session_id", "kind", "topic", "payload", "attempts", "sends", "created_at")
 _COLUMNS = ", ".join(_FIELDS)
+# Due now: its time has come, or lies beyond any wait the channel sets (``Outbox._stepped_back``).
+_DUE = "(next_attempt_at <= ? OR next_attempt_at > ?)"
 
 
 def _row(row: sqlite3.Row) -> Row:
@@ -133,8 +140,12 @@ def _row(row: sqlite3.Row) -> Row:
 
 
 class Outbox:
-    def __init__(self, db: Database, events: EventBus, channels: Sequence[Channel]) -> None:
+    def __init__(
+        self, db: Database, events: EventBus, channels: Sequence[Channel], clock: Callable[[], float] = time.time
+    ) -> None:
+        """``clock``: the wall clock the rows' times are kept in (stored, so not a monotonic one)."""
         self.db = db
+        self.clock = clock
         self.events = events
         self.channels = {channel.name: channel for channel in channels}
         self._rng = random.Random()
@@ -153,7 +164,7 @@ class Outbox:
     ) -> int | None:
         """Queue a row; its id, or None when the bound refused it (drop-newest)."""
         spec = self.channels[channel]
-        now = time.time()
+        now = self.clock()
         dropped: list[str | None] = []
         state: State = "pending"
         excess = self.depth(channel, conn) - spec.max_rows + 1
@@ -202,42 +213,52 @@ class Outbox:
 
         In an ordered channel the first pending row not yet due ends the list: nothing overtakes it.
         """
-        now = time.time()
+        now = self.clock()
+        stepped = self._stepped_back(channel, now)
         conn = self.db.connection()
         claimed: list[Row] = []
         if first:
             marks = ",".join("?" * len(first))
             for row in conn.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND state = 'pending' AND next_attempt_at <= ?"  # noqa: S608 - placeholders only
+                f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND state = 'pending' AND {_DUE}"  # noqa: S608 - placeholders only
                 f" AND session_id IN ({marks}) ORDER BY id",
-                (channel, now, *sorted(first)),
+                (channel, now, stepped, *sorted(first)),
             ):
                 if row["id"] not in skip and len(claimed) < limit:
                     claimed.append(_row(row))
         ordered = self.channels[channel].ordered
         rows = conn.execute(
             f"SELECT {_COLUMNS}, next_attempt_at FROM outbox WHERE channel = ? AND state = 'pending'"  # noqa: S608
-            + ("" if ordered else " AND next_attempt_at <= ?")
+            + ("" if ordered else f" AND {_DUE}")
             + " ORDER BY id LIMIT ?",
             (channel, limit + len(skip) + len(claimed)) if ordered
-            else (channel, now, limit + len(skip) + len(claimed)),
+            else (channel, now, stepped, limit + len(skip) + len(claimed)),
         )
         taken = {row.id for row in claimed}
         for row in rows:
             if len(claimed) >= limit:
                 break
-            if row["next_attempt_at"] > now:
+            if now < row["next_attempt_at"] <= stepped:
                 break  # only an ordered channel lists rows not yet due
             if row["id"] in skip or row["id"] in taken:
                 continue
             claimed.append(_row(row))
         return claimed
 
-    def next_due_time(self, channel: str) -> float | None:
+    def seconds_to_next_due(self, channel: str) -> float | None:
+        """How long until a pending row is due (0 when one is), None when none is pending."""
+        now = self.clock()
         row = self.db.connection().execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE channel = ? AND state = 'pending'", (channel,)
+            "SELECT MIN(CASE WHEN next_attempt_at > ? THEN ? ELSE next_attempt_at END) FROM outbox"
+            " WHERE channel = ? AND state = 'pending'",
+            (self._stepped_back(channel, now), now, channel),
         ).fetchone()
-        return row[0]
+        return None if row[0] is None else max(0.0, row[0] - now)
+
+    def _stepped_back(self, channel: str, now: float) -> float:
+        """Rows due after this time were scheduled before the clock was stepped back (a Pi has no
+        clock of its own until NTP or a person sets it): they are due now, not a step later."""
+        return now + self.channels[channel].longest_wait_s
 
     def count_send(self, row_id: int) -> None:
         """A request for this row is about to go out (committed first: a lost answer still counts)."""
@@ -261,14 +282,14 @@ class Outbox:
         charge: bool = True,
         retry_after_s: float | None = None,
     ) -> float:
-        """A failed attempt: the row waits until the time returned.
+        """A failed attempt: the row waits at least the seconds returned.
 
         ``charge``: the failure was this row's (counted, and it backs off on its own); otherwise only
         noted, and due again at once unless the server said when (``retry_after_s``, honoured up to
         the channel's ``retry_after_max_s``).
         """
         spec = self.channels[self._channel_of(row_id)]
-        now = time.time()
+        now = self.clock()
         with self.db.transaction() as conn:
             attempts = int(conn.execute("SELECT attempts FROM outbox WHERE id = ?", (row_id,)).fetchone()[0])
             if charge:
@@ -281,11 +302,12 @@ class Outbox:
             else:
                 at = now
             conn.execute(
-                "UPDATE outbox SET attempts = ?, next_attempt_at = MAX(next_attempt_at, ?), last_failure_at = ?,"
-                " last_status = ?, last_error = ? WHERE id = ? AND state = 'pending'",
-                (attempts, at, now, status, error[:ERROR_KEPT_CHARS], row_id),
+                "UPDATE outbox SET attempts = ?, last_failure_at = ?, last_status = ?, last_error = ?,"
+                " next_attempt_at = CASE WHEN next_attempt_at > ? THEN ? ELSE MAX(next_attempt_at, ?) END"
+                " WHERE id = ? AND state = 'pending'",
+                (attempts, now, status, error[:ERROR_KEPT_CHARS], self._stepped_back(spec.name, now), at, at, row_id),
             )
-        return at
+        return at - now
 
     def dead(self, row_id: int, status: int | None, error: str, failed_under: str | None = None) -> None:
         """Given up: no retry can help. ``failed_under`` tags what it failed with (say, a key's fingerprint)."""
@@ -300,13 +322,13 @@ class Outbox:
             cursor = conn.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, finished_at = NULL"  # noqa: S608
                 f" WHERE channel = ? AND state = 'dead' AND last_status IN ({marks}) AND failed_under IS NOT ?",
-                (time.time(), channel, *statuses, unless_under),
+                (self.clock(), channel, *statuses, unless_under),
             )
         return cursor.rowcount
 
     def retry_now_failed_since(self, channel: str, since: float) -> int:
         """After an outage: rows charged during it are due at once, not after their backoff."""
-        now = time.time()
+        now = self.clock()
         with self.db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE outbox SET next_attempt_at = ? WHERE channel = ? AND state = 'pending'"
@@ -315,14 +337,13 @@ class Outbox:
             )
         return cursor.rowcount
 
-    @staticmethod
     def _finish(
-        conn: sqlite3.Connection, row_ids: Sequence[int], state: State, status: int | None, error: str | None
+        self, conn: sqlite3.Connection, row_ids: Sequence[int], state: State, status: int | None, error: str | None
     ) -> None:
         conn.executemany(
             "UPDATE outbox SET state = ?, finished_at = ?, last_status = COALESCE(?, last_status), last_error = ?"
             " WHERE id = ? AND state = 'pending'",
-            [(state, time.time(), status, error[:ERROR_KEPT_CHARS] if error else None, row_id) for row_id in row_ids],
+            [(state, self.clock(), status, error[:ERROR_KEPT_CHARS] if error else None, row_id) for row_id in row_ids],
         )
 
     def _channel_of(self, row_id: int) -> str:
