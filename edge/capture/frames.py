@@ -18,17 +18,29 @@ MIN_SIDE_PX = 64
 MIN_FRAME_STD = 1.0
 
 
-def check_frame(frame: object, camera: str) -> np.ndarray:
+def check_frame(frame: object, camera: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The frame as BGR, or a CaptureError that says what is wrong with it; ``size`` (width,
+    height) is the one the camera is configured for, when it is."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
         raise CaptureError(f"camera {camera} returned no 8-bit image")
     if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)):
         raise CaptureError(f"camera {camera} returned a frame of shape {frame.shape}")
+    if size is not None and (frame.shape[1], frame.shape[0]) != size:
+        raise CaptureError(wrong_size(camera, (frame.shape[1], frame.shape[0]), size))
     if min(frame.shape[:2]) < MIN_SIDE_PX:
         raise CaptureError(f"camera {camera} returned a {frame.shape[1]}x{frame.shape[0]} frame")
     # A subsampled look is enough to tell a flat frame and keeps this cheap on 12 MP.
     if float(frame[::16, ::16].std()) < MIN_FRAME_STD:
         raise CaptureError(f"camera {camera} returned a blank (uniform) frame")
     return frame if frame.ndim == 2 or frame.shape[2] == 3 else frame[:, :, :3]
+
+
+def wrong_size(camera: str, got: tuple[int, int], size: tuple[int, int]) -> str:
+    # A camera's mm_per_px is measured at its configured size: at another, every defect's length
+    # (and so the grade) would be off by the ratio. A USB camera sharing a hub's bandwidth, or
+    # asked for a mode it lacks, quietly falls back to a smaller one.
+    return (f"camera {camera} gives {got[0]}x{got[1]} frames, not the configured {size[0]}x{size[1]}: "
+            "check the modes it offers and its USB bandwidth, or configure the size it gives")
 
 
 @dataclass(frozen=True)

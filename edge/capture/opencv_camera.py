@@ -7,7 +7,7 @@ import logging
 import cv2
 
 from edge.capture.errors import CaptureError
-from edge.capture.frames import Frame, check_frame
+from edge.capture.frames import Frame, check_frame, wrong_size
 from edge.config.capture import OpenCVCamera
 
 logger = logging.getLogger(__name__)
@@ -18,6 +18,7 @@ class OpenCVCameraBackend:
         self.name = name
         self.config = config
         self._cap: cv2.VideoCapture | None = None
+        self._size = (config.width, config.height) if config.width and config.height else None
 
     def open(self) -> None:
         source = self.config.source
@@ -27,9 +28,14 @@ class OpenCVCameraBackend:
         if not cap.isOpened():
             cap.release()
             raise CaptureError(f"camera {self.name}: cannot open {self.config.source!r}")
-        if self.config.width and self.config.height:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width)
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
+        if self._size is not None:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
+            # V4L2 answers a mode it cannot give with its nearest one, without an error.
+            got = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            if got != self._size:
+                cap.release()
+                raise CaptureError(wrong_size(self.name, got, self._size))
         # Auto exposure needs a few frames to settle after the device opens.
         for _ in range(self.config.warmup_frames):
             cap.grab()
@@ -45,7 +51,7 @@ class OpenCVCameraBackend:
         if not ok:
             self.close()
             raise CaptureError(f"camera {self.name}: no frame for {section}")
-        return Frame(check_frame(frame, self.name))
+        return Frame(check_frame(frame, self.name, self._size))
 
     def close(self) -> None:
         if self._cap is not None:

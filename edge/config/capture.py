@@ -29,7 +29,9 @@ class Picamera2Camera(_Camera):
 class OpenCVCamera(_Camera):
     backend: Literal["opencv"]
     source: str | int = Field(description="V4L2 index (0), device path (/dev/video0) or stream URL")
-    width: int | None = Field(default=None, gt=0)
+    width: int | None = Field(
+        default=None, gt=0, description="frame size asked for; a camera that gives another is refused"
+    )
     height: int | None = Field(default=None, gt=0)
     warmup_frames: int = Field(default=5, ge=0, le=100)
 
