@@ -62,6 +62,15 @@ def test_rig_must_name_a_configured_camera(tmp_path: Path) -> None:
     assert any("rig.sections.back.camera: 'ghost' is not a camera" in p for p in info.value.problems)
 
 
+def test_a_camera_width_without_its_height_is_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path, tmp_path / "imgs")
+    path.write_text(path.read_text().replace('backend = "replay"', 'backend = "opencv"\nsource = 0\nwidth = 1920'))
+    path.write_text("\n".join(line for line in path.read_text().splitlines() if not line.startswith("folder = ")))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert any("width and height are set together, or neither" in p for p in info.value.problems), info.value.problems
+
+
 def test_broken_toml_is_reported_not_raised(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text("[booth\nid = 1\n")

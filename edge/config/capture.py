@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Camera(BaseModel):
@@ -17,22 +17,34 @@ class _Camera(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="a shot that takes longer fails the session")
 
 
-class Picamera2Camera(_Camera):
+class _SizedCamera(_Camera):
+    width: int | None = Field(
+        default=None, gt=0, description="frame size the camera gives (its mm_per_px is measured at it), with height"
+    )
+    height: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _whole_size(self) -> _SizedCamera:
+        # One of the two alone would be dropped without a word, and the camera run at another size.
+        if (self.width is None) != (self.height is None):
+            raise ValueError("width and height are set together, or neither")
+        return self
+
+
+class Picamera2Camera(_SizedCamera):
+    """``width``/``height`` unset: the sensor's full size."""
+
     backend: Literal["picamera2"]
     index: int = Field(default=0, ge=0, description="libcamera camera number")
-    width: int | None = Field(default=None, gt=0, description="main stream size; default the sensor's full size")
-    height: int | None = Field(default=None, gt=0)
     settle_frames: int = Field(default=10, ge=0, le=200, description="frames before exposure/AWB are locked")
     lock_exposure: bool = True
 
 
-class OpenCVCamera(_Camera):
+class OpenCVCamera(_SizedCamera):
+    """``width``/``height`` unset: the device's own size; set, a camera that gives another is refused."""
+
     backend: Literal["opencv"]
     source: str | int = Field(description="V4L2 index (0), device path (/dev/video0) or stream URL")
-    width: int | None = Field(
-        default=None, gt=0, description="frame size asked for; a camera that gives another is refused"
-    )
-    height: int | None = Field(default=None, gt=0)
     warmup_frames: int = Field(default=5, ge=0, le=100)
 
 
