@@ -98,6 +98,21 @@ def test_a_session_waiting_out_a_retry_after_goes_at_once_when_the_clock_is_set_
         harness.close()
 
 
+def test_an_endless_answer_is_cut_off_and_the_session_mirrored_on_its_retry(
+    harness: MirrorHarness, sim: CloudSim
+) -> None:
+    # 256 MB of answer, read whole, would take the booth past its unit's memory limit at every retry.
+    sim.add_fault(kind="oversized", endpoint="process", size_mb=256)
+    session_id = harness.session(imei(31)).id
+    harness.start()
+    wait_for(lambda: all_mirrored(harness, [session_id]), TIMEOUT)
+    stats = sim.stats()
+    assert stats["faults_applied"] == {"oversized:process": 1}
+    assert stats["oversized_bytes_sent"] < 64 * 1024 * 1024  # the client hung up after its 1 MB
+    assert stats["sessions"] == 1
+    assert harness.queue.sends(session_id)["process"] == 2
+
+
 def test_faults_every_session_mirrored_once_except_for_lost_answers(tmp_path: Path, sim: CloudSim) -> None:
     # A flat read timeout, so that the slow process answer is really lost (a duplicate to count).
     flat = {"read_timeout_s": SHORT_READ_S, "read_timeout_per_image_s": 0, "read_timeout_per_mb_s": 0}

@@ -23,6 +23,7 @@ Endpoint = Literal["upload", "process", "image", "any"]
 ADMIN_PREFIX = "/_sim/"
 ENDPOINTS = {"/api/upload": "upload", "/api/process": "process"}
 SLOW_STEP_S = 0.05
+OVERSIZED_CHUNK = 64 * 1024
 MALFORMED_ANSWER = {"success": True, "note": "simulated answer that does not fit the contract"}
 FAULT_TEXT = {
     429: "Too many requests (simulated)",
@@ -38,16 +39,18 @@ class FaultRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["error", "slow", "drop", "reject_key", "malformed"] = Field(
+    kind: Literal["error", "slow", "drop", "reject_key", "malformed", "oversized"] = Field(
         description="error: answer `status`; slow: answer after `delay_s` (work done first); "
         "drop: close the connection mid-request; reject_key: answer 401 key not found; "
-        "malformed: answer 200 with a body that does not fit the contract"
+        "malformed: answer 200 with a body that does not fit the contract; "
+        "oversized: answer 200 with `size_mb` MB of body, for as long as the client reads"
     )
     endpoint: Endpoint = "any"
     count: int | None = Field(default=1, ge=1, description="requests affected; null = until cleared")
     status: int = Field(default=500, ge=400, le=599, description="for kind=error")
     retry_after_s: int | None = Field(default=None, ge=0, description="Retry-After header, for kind=error")
     delay_s: float = Field(default=0.0, ge=0, le=600, description="for kind=slow")
+    size_mb: int = Field(default=256, ge=1, le=4096, description="for kind=oversized")
 
 
 def endpoint_of(path: str) -> str:
@@ -66,6 +69,7 @@ class FaultPlan:
         self._rules: list[FaultRule] = []
         self.requests: Counter[str] = Counter()
         self.applied: Counter[str] = Counter()
+        self.oversized_bytes = 0  # of oversized answers, what the clients took before hanging up
 
     def add(self, rule: FaultRule) -> None:
         with self._lock:
@@ -78,6 +82,10 @@ class FaultPlan:
     def rules(self) -> list[dict[str, Any]]:
         with self._lock:
             return [rule.model_dump() for rule in self._rules]
+
+    def count_oversized(self, sent: int) -> None:
+        with self._lock:
+            self.oversized_bytes += sent
 
     def take(self, endpoint: str) -> FaultRule | None:
         """Count the request; the first rule that matches it, used up by one."""
@@ -148,12 +156,28 @@ class FaultLayer:
         elif rule.kind == "malformed":
             await _drain(receive)
             await _answer(send, 200, MALFORMED_ANSWER, [])
+        elif rule.kind == "oversized":
+            await _drain(receive)
+            await self._oversized(receive, send, rule.size_mb)
         elif rule.kind == "drop":
             await receive()  # part of the body has arrived: now the connection goes
             _abort_connection(receive)
             await receive()  # returns once the server has seen the disconnect: no "no response" error
         else:
             await self.app(scope, receive, self._delayed(send, rule.delay_s))
+
+    async def _oversized(self, receive: Receive, send: Send, size_mb: int) -> None:
+        """A 200 answer without a length, whose body goes on for ``size_mb`` MB while it is read."""
+        cycle = getattr(receive, "__self__", None)  # uvicorn's request cycle: it knows of a hang-up
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        chunk = b" " * OVERSIZED_CHUNK
+        for _ in range(size_mb * 1024 * 1024 // OVERSIZED_CHUNK):
+            if getattr(cycle, "disconnected", False) or self.closing.is_set():
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self.plan.count_oversized(len(chunk))
+            await asyncio.sleep(0)  # a send into a free buffer does not yield: let the loop see a hang-up
+        await send({"type": "http.response.body", "body": b""})
 
     def _delayed(self, send: Send, delay_s: float) -> Send:
         async def delayed_send(message: Message) -> None:

@@ -67,6 +67,7 @@ class CloudSim:
         return {
             "requests": dict(self.plan.requests),
             "faults_applied": dict(self.plan.applied),
+            "oversized_bytes_sent": self.plan.oversized_bytes,
             "faults_active": self.plan.rules(),
             "listening": self.listening,
             **self.storage.counts(),

@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 UPLOAD_PATH = "/api/upload"
 PROCESS_PATH = "/api/process"
 BODY_KEPT_CHARS = 2000
+# The contract's answers are a few KB. A body past this is no answer of the contract's, and read
+# whole it could take the booth past its memory limit, again at every retry.
+MAX_ANSWER_BYTES = 1024 * 1024
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 USER_AGENT = "edge-grader-mirror/1"
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -138,8 +142,23 @@ class CloudClient:
         return self._parse(PROCESS_PATH, response, ProcessResponse)
 
     def _send(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        """The answer, its body read up to ``MAX_ANSWER_BYTES``; a longer one is a transport error."""
         try:
-            return self._http.request(method, path, **kwargs)  # type: ignore[arg-type]
+            with self._http.stream(method, path, **kwargs) as response:  # type: ignore[arg-type]
+                too_long = CloudTransportError(
+                    f"{path}: an answer of over {MAX_ANSWER_BYTES // 1024} KB, not read further", sent=True
+                )
+                if int(response.headers.get("content-length") or 0) > MAX_ANSWER_BYTES:
+                    raise too_long
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise too_long
+                # The body is decoded already: the headers that describe its coding on the wire go.
+                headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
+                return httpx.Response(response.status_code, headers=headers, content=bytes(body),
+                                      request=response.request)  # fmt: skip
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             message = f"{path}: cannot connect ({type(exc).__name__}: {exc})"
             raise CloudTransportError(message, sent=False) from exc
