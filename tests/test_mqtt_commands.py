@@ -106,6 +106,19 @@ def test_unknown_fields_and_deep_json_are_refused_with_a_code(setup):
     assert booth.store.list() == []
 
 
+def test_a_command_of_megabytes_never_reaches_the_booth_and_the_next_is_answered(setup):
+    client, sub, _booth, _broker = setup
+    client.publish(f"{PREFIX}/cmd/trigger", b"x" * (2 * 1024 * 1024), qos=1).wait_for_publish(10)
+    small = ask(client, sub, b"x" * 5000, 1)
+    too_large = "Invalid request: body larger than 4096 bytes"
+    assert small == {"request_id": None, "error": too_large, "code": "invalid_request"}
+    answer = ask(client, sub, json.dumps({"imei": IMEI, "request_id": "after"}).encode(), 2)
+    # In order on one topic from one client: had the 2 MB command reached the booth, it would have
+    # had the first answer.
+    assert answer["request_id"] == "after" and answer["success"] is True
+    assert len(sub.messages) == 2
+
+
 def test_one_request_id_starts_one_session_over_mqtt_and_http(setup):
     client, sub, booth, _broker = setup
     request = json.dumps({"imei": IMEI, "request_id": "same-1"}).encode()

@@ -42,6 +42,10 @@ def default_client_id(booth_id: str) -> str:
 
 # A network loop that returns on its own (an error, not a stop) is restarted after this pause.
 LOOP_RESTART_S = 1.0
+# The largest packet the broker may send the booth (MQTT 5): a command is a few hundred bytes,
+# and one up to this size still gets its "too large" answer; a larger one is not delivered, so a
+# publisher on the store's network cannot make the booth hold megabytes.
+MAX_INCOMING_PACKET = 64 * 1024
 
 
 def _nothing() -> None:
@@ -143,6 +147,7 @@ class MqttLink:
         if self.v5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 0
+            props.MaximumPacketSize = MAX_INCOMING_PACKET
         self.client.connect_async(
             self.config.host,
             self.config.port,
