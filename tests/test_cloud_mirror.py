@@ -87,10 +87,11 @@ def test_a_session_waiting_out_a_retry_after_goes_at_once_when_the_clock_is_set_
     clock = SteppedClock()
     harness = MirrorHarness(tmp_path / "booth", sim.base_url, clock=clock)
     try:
-        sim.add_fault(kind="error", status=429, retry_after_s=4, endpoint="upload", count=1)
+        sim.add_fault(kind="error", status=429, retry_after_s=10, endpoint="upload", count=1)
         session_id = harness.session(imei(30)).id
         harness.start()
         wait_for(lambda: sim.stats()["faults_active"] == [], TIMEOUT)
+        assert harness.cloud(session_id) is None  # still waiting out the Retry-After: the step lands in it
         clock.step(-3600)  # NTP sets the booth's clock back while it waits
         wait_for(lambda: all_mirrored(harness, [session_id]), TIMEOUT)
         assert sim.stats()["sessions"] == 1

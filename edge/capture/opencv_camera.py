@@ -18,7 +18,6 @@ class OpenCVCameraBackend:
         self.name = name
         self.config = config
         self._cap: cv2.VideoCapture | None = None
-        self._size = (config.width, config.height) if config.width and config.height else None
 
     def open(self) -> None:
         source = self.config.source
@@ -28,14 +27,15 @@ class OpenCVCameraBackend:
         if not cap.isOpened():
             cap.release()
             raise CaptureError(f"camera {self.name}: cannot open {self.config.source!r}")
-        if self._size is not None:
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
+        size = self.config.size
+        if size is not None:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
             # V4L2 answers a mode it cannot give with its nearest one, without an error.
             got = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-            if got != self._size:
+            if got != size:
                 cap.release()
-                raise CaptureError(wrong_size(self.name, got, self._size))
+                raise CaptureError(wrong_size(self.name, got, size))
         # Auto exposure needs a few frames to settle after the device opens.
         for _ in range(self.config.warmup_frames):
             cap.grab()
@@ -51,7 +51,7 @@ class OpenCVCameraBackend:
         if not ok:
             self.close()
             raise CaptureError(f"camera {self.name}: no frame for {section}")
-        return Frame(check_frame(frame, self.name, self._size))
+        return Frame(check_frame(frame, self.name, self.config.size))
 
     def close(self) -> None:
         if self._cap is not None:

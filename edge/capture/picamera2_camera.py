@@ -37,11 +37,7 @@ class Picamera2Backend:
             ) from None
         try:
             camera = Picamera2(self.config.index)
-            size = (
-                (self.config.width, self.config.height)
-                if self.config.width and self.config.height
-                else camera.sensor_resolution
-            )
+            size = self.config.size or camera.sensor_resolution
             # RGB888 is BGR in memory, which is what OpenCV encodes without a conversion.
             still = camera.create_still_configuration(main={"size": size, "format": "RGB888"}, buffer_count=2)
             camera.configure(still)

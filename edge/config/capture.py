@@ -30,6 +30,11 @@ class _SizedCamera(_Camera):
             raise ValueError("width and height are set together, or neither")
         return self
 
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) when configured."""
+        return None if self.width is None or self.height is None else (self.width, self.height)
+
 
 class Picamera2Camera(_SizedCamera):
     """``width``/``height`` unset: the sensor's full size."""

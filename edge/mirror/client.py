@@ -145,16 +145,13 @@ class CloudClient:
         """The answer, its body read up to ``MAX_ANSWER_BYTES``; a longer one is a transport error."""
         try:
             with self._http.stream(method, path, **kwargs) as response:  # type: ignore[arg-type]
-                too_long = CloudTransportError(
-                    f"{path}: an answer of over {MAX_ANSWER_BYTES // 1024} KB, not read further", sent=True
-                )
-                if int(response.headers.get("content-length") or 0) > MAX_ANSWER_BYTES:
-                    raise too_long
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > MAX_ANSWER_BYTES:
-                        raise too_long
+                        raise CloudTransportError(
+                            f"{path}: an answer of over {MAX_ANSWER_BYTES // 1024} KB, not read further", sent=True
+                        )
                 # The body is decoded already: the headers that describe its coding on the wire go.
                 headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
                 return httpx.Response(response.status_code, headers=headers, content=bytes(body),

@@ -168,7 +168,7 @@ class CloudMirror:
     def _step(self) -> float:
         """One round: mirror the oldest due session, or say how long to wait for the next one."""
         self._publish_status()
-        paused = self._paused_until - time.monotonic()
+        paused = self._pause_left()
         if paused > 0:
             return paused
         with self._cond:
@@ -298,6 +298,9 @@ class CloudMirror:
         self.outbox.retry(job.row_id, status, error, charge=charge)
         logger.warning("cloud request for session %s failed (%s); retrying in %.1f s", job.session_id, error, wait)
 
+    def _pause_left(self) -> float:
+        return self._paused_until - time.monotonic()
+
     def _count_failure(self, now: float) -> None:
         if self._streak == 0:
             self._streak_started = now
@@ -342,7 +345,7 @@ class CloudMirror:
             self.status.set(STATUS_KEY, {"mode": "off", "reason": self._off_reason()})
             return
         counts = self.queue.counts()
-        paused = self._paused_until - time.monotonic()
+        paused = self._pause_left()
         self.status.set(STATUS_KEY, {
             "mode": self.config.mode,
             "reachability": self._reachability,

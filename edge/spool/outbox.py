@@ -131,8 +131,6 @@ class Row:
 
 _FIELDS = ("id", "channel", "session_id", "kind", "topic", "payload", "attempts", "sends", "created_at")
 _COLUMNS = ", ".join(_FIELDS)
-# Due now: its time has come, or lies beyond any wait the channel sets (``Outbox._stepped_back``).
-_DUE = "(next_attempt_at <= ? OR next_attempt_at > ?)"
 
 
 def _row(row: sqlite3.Row) -> Row:
@@ -214,31 +212,31 @@ class Outbox:
         In an ordered channel the first pending row not yet due ends the list: nothing overtakes it.
         """
         now = self.clock()
-        stepped = self._stepped_back(channel, now)
+        self._pull_in_stepped(channel, now)
         conn = self.db.connection()
         claimed: list[Row] = []
         if first:
             marks = ",".join("?" * len(first))
             for row in conn.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND state = 'pending' AND {_DUE}"  # noqa: S608 - placeholders only
+                f"SELECT {_COLUMNS} FROM outbox WHERE channel = ? AND state = 'pending' AND next_attempt_at <= ?"  # noqa: S608 - placeholders only
                 f" AND session_id IN ({marks}) ORDER BY id",
-                (channel, now, stepped, *sorted(first)),
+                (channel, now, *sorted(first)),
             ):
                 if row["id"] not in skip and len(claimed) < limit:
                     claimed.append(_row(row))
         ordered = self.channels[channel].ordered
         rows = conn.execute(
             f"SELECT {_COLUMNS}, next_attempt_at FROM outbox WHERE channel = ? AND state = 'pending'"  # noqa: S608
-            + ("" if ordered else f" AND {_DUE}")
+            + ("" if ordered else " AND next_attempt_at <= ?")
             + " ORDER BY id LIMIT ?",
             (channel, limit + len(skip) + len(claimed)) if ordered
-            else (channel, now, stepped, limit + len(skip) + len(claimed)),
+            else (channel, now, limit + len(skip) + len(claimed)),
         )
         taken = {row.id for row in claimed}
         for row in rows:
             if len(claimed) >= limit:
                 break
-            if now < row["next_attempt_at"] <= stepped:
+            if row["next_attempt_at"] > now:
                 break  # only an ordered channel lists rows not yet due
             if row["id"] in skip or row["id"] in taken:
                 continue
@@ -248,17 +246,30 @@ class Outbox:
     def seconds_to_next_due(self, channel: str) -> float | None:
         """How long until a pending row is due (0 when one is), None when none is pending."""
         now = self.clock()
+        self._pull_in_stepped(channel, now)
         row = self.db.connection().execute(
-            "SELECT MIN(CASE WHEN next_attempt_at > ? THEN ? ELSE next_attempt_at END) FROM outbox"
-            " WHERE channel = ? AND state = 'pending'",
-            (self._stepped_back(channel, now), now, channel),
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE channel = ? AND state = 'pending'", (channel,)
         ).fetchone()
         return None if row[0] is None else max(0.0, row[0] - now)
 
-    def _stepped_back(self, channel: str, now: float) -> float:
-        """Rows due after this time were scheduled before the clock was stepped back (a Pi has no
-        clock of its own until NTP or a person sets it): they are due now, not a step later."""
-        return now + self.channels[channel].longest_wait_s
+    def _pull_in_stepped(self, channel: str, now: float) -> None:
+        """Make due now the rows due later than any wait the channel sets: they were scheduled
+        before the clock was set back (a Pi has no clock of its own until NTP or a person sets it),
+        and would otherwise wait out the step, holding an ordered channel behind them."""
+        horizon = now + self.channels[channel].longest_wait_s
+        # A read first (on the index): the write, and its sync, only once the clock was set back.
+        stepped = self.db.connection().execute(
+            "SELECT 1 FROM outbox WHERE channel = ? AND state = 'pending' AND next_attempt_at > ? LIMIT 1",
+            (channel, horizon),
+        ).fetchone()
+        if stepped is None:
+            return
+        with self.db.transaction() as conn:
+            moved = conn.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE channel = ? AND state = 'pending' AND next_attempt_at > ?",
+                (now, channel, horizon),
+            ).rowcount
+        logger.warning("%s outbox: %d row(s) were due after the clock was set back; due now", channel, moved)
 
     def count_send(self, row_id: int) -> None:
         """A request for this row is about to go out (committed first: a lost answer still counts)."""
@@ -302,10 +313,9 @@ class Outbox:
             else:
                 at = now
             conn.execute(
-                "UPDATE outbox SET attempts = ?, last_failure_at = ?, last_status = ?, last_error = ?,"
-                " next_attempt_at = CASE WHEN next_attempt_at > ? THEN ? ELSE MAX(next_attempt_at, ?) END"
-                " WHERE id = ? AND state = 'pending'",
-                (attempts, now, status, error[:ERROR_KEPT_CHARS], self._stepped_back(spec.name, now), at, at, row_id),
+                "UPDATE outbox SET attempts = ?, next_attempt_at = MAX(next_attempt_at, ?), last_failure_at = ?,"
+                " last_status = ?, last_error = ? WHERE id = ? AND state = 'pending'",
+                (attempts, at, now, status, error[:ERROR_KEPT_CHARS], row_id),
             )
         return at - now
 
