@@ -158,6 +158,19 @@ def test_retention_deletes_only_delivered_sessions(store: SessionStore) -> None:
     )
 
 
+def test_a_clock_set_years_forward_deletes_only_what_was_delivered(store: SessionStore) -> None:
+    retention = retention_of(store, StorageConfig(retention_days=30))
+    delivered, unsent, in_review = (store.create(VALID_IMEI, "test") for _ in range(3))
+    for session, status in ((delivered, "graded"), (unsent, "graded"), (in_review, "review")):
+        store.add_image(session, "front", 0, b"x" * 1000)
+        store.finish(session.id, status, {}, grade="A" if status == "graded" else None)
+    with store.db.transaction() as conn:
+        retention.outbox.enqueue(conn, "mqtt", unsent.id, "result", {}, topic="t")
+    assert retention.sweep(now=time.time() + 10 * 365 * 86400) == 1
+    assert store.get(delivered.id) is None
+    assert [len(store.images(s.id)) for s in (unsent, in_review)] == [1, 1]
+
+
 def test_retention_quota_removes_oldest_delivered_first(store: SessionStore) -> None:
     retention = retention_of(store, StorageConfig(quota_mb=64))
     sessions = []
