@@ -100,6 +100,7 @@ def test_rows_waiting_when_the_clock_is_set_back_a_day_are_due_at_once_in_order(
     assert outbox.claim_due("mqtt", 2) == [] and outbox.claim_due("cloud", 2) == []
 
     clock.step(-86_400)
+    assert outbox.seconds_to_next_due("cloud") == 0.0  # what the mirror waits on before it claims
     mqtt_ids += fill(outbox, store, "mqtt", 1)
     assert [row.session_id for row in outbox.claim_due("mqtt", 5)] == mqtt_ids
     assert [row.session_id for row in outbox.claim_due("cloud", 5)] == cloud_ids

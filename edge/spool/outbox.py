@@ -244,13 +244,18 @@ class Outbox:
         return claimed
 
     def seconds_to_next_due(self, channel: str) -> float | None:
-        """How long until a pending row is due (0 when one is), None when none is pending."""
+        """How long until a pending row is due (0 when one is), None when none is pending.
+
+        A row due beyond the channel's longest wait counts as due: ``claim_due`` pulls it in.
+        """
         now = self.clock()
-        self._pull_in_stepped(channel, now)
         row = self.db.connection().execute(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE channel = ? AND state = 'pending'", (channel,)
         ).fetchone()
-        return None if row[0] is None else max(0.0, row[0] - now)
+        if row[0] is None:
+            return None
+        wait = row[0] - now
+        return 0.0 if wait > self.channels[channel].longest_wait_s else max(0.0, wait)
 
     def _pull_in_stepped(self, channel: str, now: float) -> None:
         """Make due now the rows due later than any wait the channel sets: they were scheduled
