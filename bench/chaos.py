@@ -897,10 +897,13 @@ def oversize(booth: Booth, path: str, content_type: str, body: bytes) -> dict[st
     return {"status": status, "ok": status == 413 and b'"error"' in answer}
 
 
-def run_schemathesis(base: str, cases: int) -> dict[str, Any]:
-    """Schemathesis against the daemon's live OpenAPI, positive and negative; counts cases and failures."""
+def run_schemathesis(base: str, cases: int, run_seed: int) -> dict[str, Any]:
+    """Schemathesis against the daemon's live OpenAPI, positive and negative; counts cases and failures.
+
+    Each round has a seed of its own: the run can be repeated, and an operation that has no negative
+    case to give (hypothesis raises Unsatisfiable) is not reported as a failure with a seed to rerun."""
     import schemathesis
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, given, seed, settings
     from hypothesis.errors import Unsatisfiable
     from schemathesis.checks import not_a_server_error
     from schemathesis.generation.modes import GenerationMode
@@ -912,10 +915,12 @@ def run_schemathesis(base: str, cases: int) -> dict[str, Any]:
     failures: list[str] = []
     deadline = time.monotonic() + max(120.0, cases * 0.5)
     rounds = [(m, o) for _ in range(10) for m in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) for o in operations]
-    for mode, operation in rounds:  # round after round until enough cases ran (hypothesis may dedupe some)
+    # round after round until enough cases ran (hypothesis may dedupe some)
+    for n, (mode, operation) in enumerate(rounds):
         if len(run) >= cases or time.monotonic() > deadline:
             break
 
+        @seed(run_seed * 1000 + n)
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=per_operation, deadline=None, suppress_health_check=list(HealthCheck),
                   database=None)
@@ -1049,7 +1054,8 @@ def run(form: Form, root: Path, log: Callable[[str], None] = print, only: set[st
             ("dropping cloud", lambda: run_drop_cloud(sim, booth, report)),
             ("hostile MQTT", lambda: report.hostile.update(mqtt_hostile(booth, commander))),
             ("hostile HTTP", lambda: report.hostile.update(http_hostile(booth))),
-            ("schemathesis", lambda: report.schemathesis.update(run_schemathesis(booth.base, form.schemathesis_cases))),
+            ("schemathesis", lambda: report.schemathesis.update(
+                run_schemathesis(booth.base, form.schemathesis_cases, form.seed))),
             ("uploads", lambda: run_uploads(booth, form.uploads, report)),
             ("accounting", lambda: finish_accounting(booth, sim, results, report)),
             ("full disk", lambda: run_full_disk(root, images, rss, form, report)),

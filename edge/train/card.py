@@ -149,8 +149,12 @@ true defect of its class.
 - One face from above: deep vs light scratches are told apart by measured width in the pipeline
   (the width at half the line's peak contrast),
   not by depth (fingernail catch), which one photo cannot show.
-- The same seed gives the same training photos; TensorFlow on several threads is not bit-exact,
-  so a rerun gives a slightly different file (and sha256) with similar figures.
+- The same seed gives the same training photos, but TensorFlow on several threads is not
+  bit-exact, and a rerun is a different model: on the real photos its figures can differ by
+  several photos per label (in bench/RESULTS.md, a rerun of the command that made booth-defects
+  1.2.0 flags 4 of the 20 booth-like damaged phones where 1.2.0 flags 7). Judge a change
+  to the recipe over several runs, and replace a model only with one that is better on the
+  calibration part.
 
 ## Retraining for a real booth
 Collect a few hundred photos per face from the booth's own cameras and lights, with defects
