@@ -56,8 +56,7 @@ def test_a_write_cut_before_its_row_leaves_nothing_after_the_next_start(store: S
     session = store.create(VALID_IMEI, "test")
     kept = store.add_image(session, "front", 0, b"whole")
     # What a crash between the file and its row leaves: the note, the file, a temp file beside it.
-    orphan = f"{VALID_IMEI}/back/1_back-1.jpg"
-    store.journal.intend(orphan)
+    orphan = store.journal.claim(lambda ms: [f"{VALID_IMEI}/back/{ms}_back-1.jpg"], 1)[0]
     atomic_write(store.images_root / orphan, b"orphan")
     (store.images_root / f"{VALID_IMEI}/back/.1_back-1.jpg.abc.tmp").write_bytes(b"half")
     assert store.journal.recover() == 1

@@ -13,7 +13,6 @@ was removed, not that it was never issued.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,11 +165,6 @@ class UploadStore:
         self.images_root = images_root
         self.journal = journal
         db.migrate("api_uploads", MIGRATIONS)
-        # Two uploads of one file name in the same millisecond would share a path: a path is
-        # reserved under the lock until its row is in, and the second upload takes the next
-        # free millisecond. The slow part (write + fsync) runs outside the lock.
-        self._lock = threading.Lock()
-        self._reserved: set[str] = set()
 
     def save(
         self,
@@ -180,37 +174,25 @@ class UploadStore:
         filename: str,
     ) -> Upload:
         """Note the file, store it atomically, then its row (which clears the note)."""
-        rel = self._reserve(imei, section, filename)
-        target = self.images_root / rel
+        # An expired upload's row outlives its file, and its path still names it.
+        rel = self.journal.claim(
+            lambda ms: [self._path(imei, section, filename, ms)],
+            int(time.time() * 1000),
+            taken=lambda path: self.by_path(path) is not None,
+        )[0]
+        digest = atomic_write(self.images_root / rel, data)
+        now = time.time()
         try:
-            self.journal.intend(rel)
-            digest = atomic_write(target, data)
-            now = time.time()
-            try:
-                with self.db.transaction() as conn:
-                    self.journal.clear(conn, [rel])
-                    conn.execute(
-                        "INSERT INTO uploads (path, imei, section, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (rel, imei, section, len(data), digest, now),
-                    )
-            except BaseException:
-                self.journal.remove([rel])
-                raise
-        finally:
-            with self._lock:
-                self._reserved.discard(rel)
+            with self.db.transaction() as conn:
+                self.journal.clear(conn, [rel])
+                conn.execute(
+                    "INSERT INTO uploads (path, imei, section, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (rel, imei, section, len(data), digest, now),
+                )
+        except BaseException:
+            self.journal.remove([rel])
+            raise
         return Upload(rel, imei, section, len(data), digest, now, None)
-
-    def _reserve(self, imei: str | None, section: str, filename: str) -> str:
-        with self._lock:
-            now_ms = int(time.time() * 1000)
-            while True:
-                rel = self._path(imei, section, filename, now_ms)
-                taken = rel in self._reserved or (self.images_root / rel).exists() or self.by_path(rel)
-                if not taken:
-                    self._reserved.add(rel)
-                    return rel
-                now_ms += 1
 
     @staticmethod
     def _path(imei: str | None, section: str, filename: str, now_ms: int) -> str:

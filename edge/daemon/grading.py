@@ -177,9 +177,9 @@ class SessionGrading:
         source = self.store.images_root / rel
         # Keep the upload's own suffix: a PNG stays a PNG when served or mirrored.
         suffix = PurePosixPath(rel).suffix or ".jpg"
-        target_rel = image_path(session.imei, section, f"{section}-{shot + 1}{suffix}", now_ms)
+        name = f"{section}-{shot + 1}{suffix}"
+        target_rel = self.store.journal.claim(lambda ms: [image_path(session.imei, section, name, ms)], now_ms)[0]
         target = self.store.images_root / target_rel
-        self.store.journal.intend(target_rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(source, target)
         fsync_dir(target.parent)

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edge.spool.db import Database
@@ -79,10 +79,33 @@ class FileJournal:
     def clear(self, conn: sqlite3.Connection, paths: Sequence[str]) -> None:
         conn.executemany("DELETE FROM file_journal WHERE path = ?", [(p,) for p in paths])
 
-    def intend(self, *paths: str) -> None:
-        """Before writing ``paths``: their own commit, so a crash mid-write leaves the notes."""
+    def claim(
+        self,
+        paths_at: Callable[[int], Sequence[str]],
+        start_ms: int,
+        taken: Callable[[str], bool] = lambda rel: False,
+    ) -> list[str]:
+        """Before a write: note the paths ``paths_at(ms)`` names, in a commit of their own (a crash
+        mid-write leaves the notes), for the first ms from ``start_ms`` on where no file, no note
+        and nothing ``taken`` holds any of them.
+
+        Paths carry the millisecond of their write, so two writers of one IMEI in the same
+        millisecond would otherwise share one: the second would replace the first's file (or fail
+        to link it), and its note could later remove a file that has a row. Checking and noting
+        in one write transaction hands each path to one writer.
+        """
+        ms = start_ms
         with self.db.transaction() as conn:
-            self.note(conn, paths)
+            while True:
+                paths = list(paths_at(ms))
+                if not any(self._held(conn, p) or taken(p) for p in paths):
+                    self.note(conn, paths)
+                    return paths
+                ms += 1
+
+    def _held(self, conn: sqlite3.Connection, rel: str) -> bool:
+        noted = conn.execute("SELECT 1 FROM file_journal WHERE path = ?", (rel,)).fetchone()
+        return noted is not None or (self.root / rel).exists()
 
     def remove(self, paths: Sequence[str]) -> int:
         """Remove noted files and their folders left empty, then clear the notes; the bytes freed."""

@@ -191,9 +191,10 @@ class SessionStore:
     ) -> list[ImageRecord]:
         """One commit notes the files, each is written and fsynced, each folder fsynced once, one
         commit records their rows."""
-        now_ms = int(time.time() * 1000)
-        rels = [image_path(session.imei, section, name, now_ms) for section, _, name, _ in images]
-        self.journal.intend(*rels)
+        rels = self.journal.claim(
+            lambda ms: [image_path(session.imei, section, name, ms) for section, _, name, _ in images],
+            int(time.time() * 1000),
+        )
         try:
             digests = [
                 atomic_write(self.images_root / rel, data, sync_folder=False)
@@ -218,7 +219,7 @@ class SessionStore:
     def register_image(
         self, session_id: str, section: str, shot: int, kind: str, rel: str, sha256: str, size: int
     ) -> ImageRecord:
-        """Record a file already durably on disk under ``images_root`` (noted with ``journal.intend``)."""
+        """Record a file already durably on disk under ``images_root`` (noted with ``journal.claim``)."""
         now = time.time()
         with self.db.transaction() as conn:
             self.journal.clear(conn, [rel])
