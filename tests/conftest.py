@@ -11,6 +11,8 @@ import pytest
 # gpiozero must never look for real pins in tests.
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
+from edge.spool.db import Database
+from edge.spool.sessions import SessionStore
 from tests.booth_support import render_booth_images, render_cracked_booth_images
 
 
@@ -24,6 +26,14 @@ def booth_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cracked_booth_images(tmp_path_factory: pytest.TempPathFactory, booth_images: Path) -> Path:
     """Replay photos of a cracked phone (front) for review sessions."""
     return render_cracked_booth_images(tmp_path_factory.mktemp("cracked-booth-images"), booth_images)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SessionStore:
+    """A spool (real SQLite file, real image folder) of its own."""
+    db = Database(tmp_path / "spool.db")
+    yield SessionStore(db, tmp_path / "images")
+    db.close()
 
 
 @pytest.fixture

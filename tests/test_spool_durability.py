@@ -24,13 +24,6 @@ from edge.spool.sessions import SessionRecord, SessionStore
 from tests.booth_support import VALID_IMEI
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SessionStore:
-    db = Database(tmp_path / "spool.db")
-    yield SessionStore(db, tmp_path / "images")
-    db.close()
-
-
 def test_database_is_wal_with_full_sync(store: SessionStore) -> None:
     conn = store.db.connection()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -56,7 +49,8 @@ def test_a_write_cut_before_its_row_leaves_nothing_after_the_next_start(store: S
     session = store.create(VALID_IMEI, "test")
     kept = store.add_image(session, "front", 0, b"whole")
     # What a crash between the file and its row leaves: the note, the file, a temp file beside it.
-    orphan = store.journal.claim(lambda ms: [f"{VALID_IMEI}/back/{ms}_back-1.jpg"], 1)[0]
+    orphan = f"{VALID_IMEI}/back/1_back-1.jpg"
+    store.journal.claim(lambda ms: [orphan])
     atomic_write(store.images_root / orphan, b"orphan")
     (store.images_root / f"{VALID_IMEI}/back/.1_back-1.jpg.abc.tmp").write_bytes(b"half")
     assert store.journal.recover() == 1

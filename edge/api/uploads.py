@@ -177,7 +177,6 @@ class UploadStore:
         # An expired upload's row outlives its file, and its path still names it.
         rel = self.journal.claim(
             lambda ms: [self._path(imei, section, filename, ms)],
-            int(time.time() * 1000),
             taken=lambda path: self.by_path(path) is not None,
         )[0]
         digest = atomic_write(self.images_root / rel, data)

@@ -174,13 +174,12 @@ class Booth:
         session = self._create(imei, source, None, "linking")
         done = self._finished[session.id] = threading.Event()
         self.events.emit("session_started", session_id=session.id, source=source, request_id=None)
-        now_ms = int(time.time() * 1000)
         shots: dict[str, int] = {}
         try:
             for section, rel, sha256 in uploads:
                 shot = shots.setdefault(section, 0)
                 shots[section] += 1
-                self.grading.link_upload(session, section, shot, rel, sha256, now_ms)
+                self.grading.link_upload(session, section, shot, rel, sha256)
             self.store.set_status(session.id, "captured")
         except Exception as exc:
             logger.exception("session %s from %s could not be linked", session.id, source)

@@ -171,14 +171,14 @@ class SessionGrading:
         logger.info("session %s %s grade=%s", session.id, grade.status, grade.grade or grade.provisional_grade)
         return record
 
-    def link_upload(self, session: SessionRecord, section: str, shot: int, rel: str, sha256: str, now_ms: int) -> None:
+    def link_upload(self, session: SessionRecord, section: str, shot: int, rel: str, sha256: str) -> None:
         """Hard-link an upload into the session: one upload can serve several sessions, and
         retention of uploads never pulls a photo from under a session."""
         source = self.store.images_root / rel
         # Keep the upload's own suffix: a PNG stays a PNG when served or mirrored.
         suffix = PurePosixPath(rel).suffix or ".jpg"
         name = f"{section}-{shot + 1}{suffix}"
-        target_rel = self.store.journal.claim(lambda ms: [image_path(session.imei, section, name, ms)], now_ms)[0]
+        target_rel = self.store.journal.claim(lambda ms: [image_path(session.imei, section, name, ms)])[0]
         target = self.store.images_root / target_rel
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(source, target)

@@ -82,19 +82,18 @@ class FileJournal:
     def claim(
         self,
         paths_at: Callable[[int], Sequence[str]],
-        start_ms: int,
         taken: Callable[[str], bool] = lambda rel: False,
     ) -> list[str]:
         """Before a write: note the paths ``paths_at(ms)`` names, in a commit of their own (a crash
-        mid-write leaves the notes), for the first ms from ``start_ms`` on where no file, no note
-        and nothing ``taken`` holds any of them.
+        mid-write leaves the notes), for the first ms from now on where no file, no note and
+        nothing ``taken`` holds any of them.
 
         Paths carry the millisecond of their write, so two writers of one IMEI in the same
         millisecond would otherwise share one: the second would replace the first's file (or fail
         to link it), and its note could later remove a file that has a row. Checking and noting
         in one write transaction hands each path to one writer.
         """
-        ms = start_ms
+        ms = int(time.time() * 1000)
         with self.db.transaction() as conn:
             while True:
                 paths = list(paths_at(ms))

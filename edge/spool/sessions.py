@@ -192,8 +192,7 @@ class SessionStore:
         """One commit notes the files, each is written and fsynced, each folder fsynced once, one
         commit records their rows."""
         rels = self.journal.claim(
-            lambda ms: [image_path(session.imei, section, name, ms) for section, _, name, _ in images],
-            int(time.time() * 1000),
+            lambda ms: [image_path(session.imei, section, name, ms) for section, _, name, _ in images]
         )
         try:
             digests = [
