@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 import pytest
@@ -132,3 +134,29 @@ def test_grading_a_cameras_frames_draws_on_a_copy_and_leaves_the_frames_as_they_
         assert overlay.shape[1] == overlay_long_side, index
         plain = cv2.resize(frame, (overlay.shape[1], overlay.shape[0]), interpolation=cv2.INTER_LINEAR)
         assert np.abs(overlay.astype(int) - plain).max() > 100, index  # drawn on, not the frame alone
+
+
+@pytest.mark.parametrize("prepare_threads", [1, 3])
+def test_photos_prepared_side_by_side_keep_their_shot_order_and_read_the_camera_a_few_ahead(
+    prepare_threads: int,
+) -> None:
+    grader = Grader(ModelConfig(threads=2), GradingConfig(prepare_threads=prepare_threads))
+    clean = [photo(seed, "front", {}) for seed in (1, 2, 3)]
+    shots = [("front", clean[0]), ("back", photo(52, "back", {})), ("front", clean[1]),
+             ("front", cracked_photos(1)[0]), ("front", clean[2])]  # fmt: skip
+    done: list[int] = []
+    ahead: list[int] = []
+
+    def camera() -> Iterator[tuple[str, bytes]]:
+        for n, shot in enumerate(shots):
+            ahead.append(n - len(done))
+            yield shot
+
+    result = grader.grade(camera(), progress=done.append)
+    order = [("front", 0), ("back", 0), ("front", 1), ("front", 2), ("front", 3)]
+    assert [(section, index) for section, index, _ in result.overlays] == order
+    cracks = [d for d in result.analysis["front"].defects if d.kind == "crack"]
+    assert cracks and {d.image_index for d in cracks} == {2}
+    assert not [d for d in result.analysis["back"].defects if d.kind in DAMAGE]
+    assert done == [1, 2, 3, 4, 5]
+    assert 1 <= max(ahead) <= prepare_threads  # the camera is read ahead, never further than the threads

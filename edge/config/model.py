@@ -50,6 +50,12 @@ class GradingConfig(BaseModel):
     nominal_device_length_mm: float = Field(
         default=150.0, gt=50, lt=400, description="device length assumed when the camera has no mm_per_px"
     )
+    prepare_threads: int = Field(
+        default=2,
+        ge=1,
+        le=4,
+        description="photos of a session decoded, located and warped at once, beside the one in the model",
+    )
 
     # Quality gate
     min_sharpness: float = Field(

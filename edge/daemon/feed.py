@@ -4,10 +4,11 @@ as JPEG.
 The rig shoots on the feed's own thread. Each frame is brought to the grader's working scale here
 (an area reduction, as the grader would do) and handed over through a queue one photo deep; the
 same thread then encodes the full frame and stores it (atomic write, fsync, sha256, row) while the
-grader prepares it, and shoots the next once the grader has. So one full frame lives at a time
-whatever the session's size (a 12 MP frame is 37 MB; the grader holds smaller copies), and the
-camera shoots the next photo while the model runs on this one. The session's result waits for
-``stored()``: nothing is committed or published before every one of its images is on disk.
+grader prepares it, and shoots the next once the grader asks for it (a thread of its own is free).
+So one full frame lives at a time whatever the session's size (a 12 MP frame is 37 MB; the grader
+holds smaller copies), and the camera shoots the next photo while the model runs on this one. The
+session's result waits for ``stored()``: nothing is committed or published before every one of its
+images is on disk.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class ShotFeed:
         while (item := self._queue.get()) is not _END:
             yield item  # type: ignore[misc]
             del item
-            self._read.release()  # the grader asks for the next photo: it has prepared this one
+            self._read.release()  # the grader asks for the next photo: it has a thread free for it
         self.stored()  # raises the capture's or the spool's error: the session is not complete
 
     def stored(self) -> list[ImageRecord]:
@@ -113,7 +114,7 @@ class ShotFeed:
         t = time.perf_counter()
         self.records.append(self._store.add_image(self._session, section, shot, frame.jpeg(self._encoder)))
         self.store_ms += (time.perf_counter() - t) * 1000
-        # The next shot waits until the grader has prepared this one: a camera running ahead holds
+        # The next shot waits until the grader asks for it: a camera running further ahead holds
         # one more photo and, on two cores, gained nothing (the session is bound by the cores).
         while not self._read.acquire(timeout=_POLL_S):
             if self._closed.is_set():

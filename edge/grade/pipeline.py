@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -106,23 +108,38 @@ class Grader:
         overlays: list[tuple[str, int, bytes]] = []
         source = iter(photos)
 
-        def pull() -> tuple[_Shot, _Prepared] | None:
-            item = next(source, None)
-            if item is None:
-                return None
-            section, photo = item
-            shot = _Shot(section, len(shots.setdefault(section, [])))
-            shots[section].append(shot)
+        turn = 0
+        taking = threading.Condition()
+
+        def pull(k: int) -> tuple[_Shot, _Prepared] | None:
+            # The k-th call takes the k-th photo: the source is read in shot order (it may be a
+            # camera), and the photos are prepared side by side.
+            nonlocal turn
+            with taking:
+                taking.wait_for(lambda: turn == k)
+                try:
+                    item = next(source, None)
+                    if item is None:
+                        return None
+                    section, photo = item
+                    shot = _Shot(section, len(shots.setdefault(section, [])))
+                    shots[section].append(shot)
+                finally:
+                    turn += 1
+                    taking.notify_all()
             return shot, self._prepare(shot, photo, backgrounds.get(section))
 
-        # Two stages: the next photo is read, located and warped on a thread while this one goes
-        # through the model, its defects and its overlay here. OpenCV and the interpreter release
-        # the GIL, so a session costs about the slower stage (preparing, by far), and two photos are
-        # held at once however many the session has.
-        with ThreadPoolExecutor(1, thread_name_prefix="grade-prepare") as preparing:
-            ahead = preparing.submit(pull)
-            while (item := ahead.result()) is not None:
-                ahead = preparing.submit(pull)
+        # Stages overlap: the next photos are read, located and warped on threads while this one
+        # goes through the model, its defects and its overlay here. OpenCV and the interpreter
+        # release the GIL, and preparing costs several times the rest, so it gets the threads;
+        # ``prepare_threads`` + 1 photos are held at once however many the session has.
+        depth = self._cfg.prepare_threads
+        with ThreadPoolExecutor(depth, thread_name_prefix="grade-prepare") as preparing:
+            ahead = deque(preparing.submit(pull, k) for k in range(depth))
+            taken = depth
+            while (item := ahead.popleft().result()) is not None:
+                ahead.append(preparing.submit(pull, taken))
+                taken += 1
                 shot, prepared = item
                 timings["decode"] += prepared.decode_ms
                 timings["preprocess"] += prepared.preprocess_ms
