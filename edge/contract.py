@@ -40,12 +40,13 @@ class ErrorResponse(BaseModel):
 
 
 class UploadResponse(ContractModel):
-    """``POST /api/upload`` answer."""
+    """``POST /api/upload`` answer. The contract shows it with and without ``path`` and ``size``: the
+    booth always sends them and takes the cloud's answer either way."""
 
     success: Literal[True] = True
     url: str
-    path: str
-    size: int = Field(ge=0)
+    path: str | None = None
+    size: int | None = Field(default=None, ge=0)
     section: str
 
 

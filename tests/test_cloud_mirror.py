@@ -247,6 +247,26 @@ def test_upload_answers_are_reused_after_a_restart(tmp_path: Path, sim: CloudSim
         second.close()
 
 
+def test_upload_answers_without_path_and_size_are_mirrored_and_reused(tmp_path: Path, sim: CloudSim) -> None:
+    # The contract's second upload example has only success, url and section.
+    first = MirrorHarness(tmp_path / "booth", sim.base_url)
+    session = first.session(imei(61), {"front": 2, "back": 1})
+    sim.add_fault(kind="brief", endpoint="upload", count=None)
+    sim.add_fault(kind="error", status=500, endpoint="process", count=None)
+    first.start()
+    wait_for(lambda: first.uploaded_images(session.id) == 3, TIMEOUT)
+    first.close()
+    sim.clear_faults()
+
+    second = MirrorHarness(tmp_path / "booth", sim.base_url).start()
+    try:
+        wait_for(lambda: second.cloud(session.id) is not None, TIMEOUT)
+        assert (sim.stats()["uploads"], sim.stats()["sessions"]) == (3, 1)
+        assert first.events_of("dead_lettered") == second.events_of("dead_lettered") == []
+    finally:
+        second.close()
+
+
 class CrashAfterUpload(BaseException):
     """Stands for the process dying: not an Exception, so nothing in the mirror catches it."""
 

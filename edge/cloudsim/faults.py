@@ -25,6 +25,8 @@ ENDPOINTS = {"/api/upload": "upload", "/api/process": "process"}
 SLOW_STEP_S = 0.05
 OVERSIZED_CHUNK = 64 * 1024
 MALFORMED_ANSWER = {"success": True, "note": "simulated answer that does not fit the contract"}
+# The contract shows the upload answer twice: with path and size, and without them.
+BRIEF_KEYS = ("success", "url", "section")
 FAULT_TEXT = {
     429: "Too many requests (simulated)",
     500: "Internal server error (simulated)",
@@ -39,11 +41,13 @@ class FaultRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["error", "slow", "drop", "reject_key", "malformed", "oversized"] = Field(
+    kind: Literal["error", "slow", "drop", "reject_key", "malformed", "oversized", "brief"] = Field(
         description="error: answer `status`; slow: answer after `delay_s` (work done first); "
         "drop: close the connection mid-request; reject_key: answer 401 key not found; "
         "malformed: answer 200 with a body that does not fit the contract; "
-        "oversized: answer 200 with `size_mb` MB of body, for as long as the client reads"
+        "oversized: answer 200 with `size_mb` MB of body, for as long as the client reads; "
+        "brief: a successful answer with only the keys of the contract's shorter upload example "
+        "(success, url, section)"
     )
     endpoint: Endpoint = "any"
     count: int | None = Field(default=1, ge=1, description="requests affected; null = until cleared")
@@ -163,6 +167,8 @@ class FaultLayer:
             await receive()  # part of the body has arrived: now the connection goes
             _abort_connection(receive)
             await receive()  # returns once the server has seen the disconnect: no "no response" error
+        elif rule.kind == "brief":
+            await self.app(scope, receive, self._brief(send))
         else:
             await self.app(scope, receive, self._delayed(send, rule.delay_s))
 
@@ -178,6 +184,27 @@ class FaultLayer:
             self.plan.count_oversized(len(chunk))
             await asyncio.sleep(0)  # a send into a free buffer does not yield: let the loop see a hang-up
         await send({"type": "http.response.body", "body": b""})
+
+    @staticmethod
+    def _brief(send: Send) -> Send:
+        """The app's answer, a success cut down to BRIEF_KEYS."""
+        status = 0
+        body = b""
+
+        async def brief_send(message: Message) -> None:
+            nonlocal status, body
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                return
+            body += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            answer = json.loads(body)
+            if status < 300:
+                answer = {k: v for k, v in answer.items() if k in BRIEF_KEYS}
+            await _answer(send, status, answer, [])
+
+        return brief_send
 
     def _delayed(self, send: Send, delay_s: float) -> Send:
         async def delayed_send(message: Message) -> None:

@@ -204,7 +204,7 @@ class CloudMirror:
                     size += len(data)
                 else:
                     uploads.append(ImageRef(url=image.upload.url, section=image.upload.section))
-                    size += image.upload.size
+                    size += image.upload.size or 0  # an answer without a size adds no time
             if self.worker.stopping:
                 return
             sent = self.outbox.sends(job.row_id)
