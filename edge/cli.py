@@ -38,6 +38,15 @@ def _load(path: Path):
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    from edge.grade.runtime import ModelError, read_model
+
+    # The unit runs this before the daemon: a missing or corrupt model stops the start here, with
+    # the reason, instead of a daemon that fails after it.
+    try:
+        read_model(config.model.path)
+    except ModelError as exc:
+        sys.stderr.write(f"config {args.config} is not usable:\n  - model.path: {exc}\n")
+        return EXIT_CONFIG
     sys.stdout.write(f"{args.config}: ok (booth {config.booth.id}, {len(config.rig.sections)} sections)\n")
     return EXIT_OK
 
@@ -248,7 +257,14 @@ def train_main() -> int:
             raise
         sys.stderr.write(f"edge-grader-train {DEV_TOOLS_HINT}\n")
         return 2
-    return int(train() or 0)
+    try:
+        return int(train() or 0)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("keras", "tensorflow"):
+            raise
+        need = f"needs the train extra ({exc.name} is missing): pip install -e '.[dev,train]'"
+        sys.stderr.write(f"edge-grader-train {need}\n")
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv' 2>/dev/null || need+=(python3-venv)
+command -v sqlite3 >/dev/null || need+=(sqlite3)  # the README's queries of the spool
 # picamera2 and libcamera come from Raspberry Pi OS, built against its numpy.
 if apt-cache policy python3-picamera2 2>/dev/null | grep -q Candidate; then
   dpkg -s python3-picamera2 >/dev/null 2>&1 || need+=(python3-picamera2)
@@ -38,6 +39,7 @@ python3 -c 'import numpy; print(f"numpy=={numpy.__version__}")' >"$constraints" 
 "$PREFIX/.venv/bin/pip" install -q --upgrade pip
 "$PREFIX/.venv/bin/pip" install -q -c "$constraints" "$PREFIX[pi]"
 rm -f "$constraints"
+ln -sf "$PREFIX/.venv/bin/edge-grader" /usr/local/bin/edge-grader  # for the README's commands
 
 install -d -m 0750 -o root -g "$USER_NAME" "$ETC" "$ETC/credentials"
 [ -f "$ETC/edge-grader.toml" ] || install -m 0640 -o root -g "$USER_NAME" "$SRC/config/edge-grader.toml" "$ETC/edge-grader.toml"

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from edge.config import ConfigError, load_config
+from edge.config.root import AppConfig
 from tests.booth_support import REPO, write_config
 
 
@@ -26,9 +31,39 @@ def test_shipped_configs_are_valid(name: str, tmp_path: Path) -> None:
     # As under systemd: the example's secrets come from LoadCredential= files.
     for credential in ("cloud-api-key", "mqtt-password", "local-api-key"):
         (tmp_path / credential).write_text("not-a-real-secret\n")
-    result = check_config(REPO / "config" / name, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    config = REPO / "config" / name
+    installed = '"/opt/edge-grader/models/booth-defects.tflite"'
+    if name == "edge-grader.toml":  # the model where install.sh puts it: here, this checkout's
+        text = config.read_text()
+        assert installed in text
+        config = tmp_path / name
+        config.write_text(text.replace(installed, f'"{REPO / "models" / "booth-defects.tflite"}"'))
+    result = check_config(config, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, name) of every setting; tables keyed by the user's names (cameras, lights,
+    rig sections) are the example's own and are left out."""
+    out = []
+    for name, field in model.model_fields.items():
+        if typing.get_origin(field.annotation) is dict:
+            continue
+        tables = [a for a in typing.get_args(field.annotation) or (field.annotation,)
+                  if isinstance(a, type) and issubclass(a, BaseModel)]  # fmt: skip
+        out += _keys(tables[0], f"{prefix}{name}.") if tables else [(prefix + name, name)]
+    return out
+
+
+def test_the_example_config_shows_every_key() -> None:
+    # The installed file is where a technician looks for a setting: one the code reads but the
+    # file does not show might as well not exist.
+    text = (REPO / "config" / "edge-grader.toml").read_text()
+    keys = _keys(AppConfig)
+    assert len(keys) > 100
+    missing = [key for key, name in keys if not re.search(rf"(^#?\s*|[{{,]\s*){name}\s*=", text, re.M)]
+    assert missing == []
 
 
 def test_relative_paths_are_taken_from_the_config_folder(tmp_path: Path) -> None:
@@ -83,6 +118,24 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
     result = check_config(tmp_path / "absent.toml")
     assert result.returncode == 3
     assert "cannot read the file" in result.stderr
+
+
+@pytest.mark.parametrize(("damage", "said"), [("missing", "is missing"), ("corrupt", "has sha256")])
+def test_a_missing_or_corrupt_model_fails_the_check_before_the_daemon_starts(
+    damage: str, said: str, tmp_path: Path
+) -> None:
+    model = tmp_path / "models" / "booth-defects.tflite"
+    model.parent.mkdir()
+    if damage == "corrupt":
+        blob = bytearray((REPO / "models" / "booth-defects.tflite").read_bytes())
+        blob[len(blob) // 2] ^= 0xFF
+        model.write_bytes(bytes(blob))
+        shutil.copy(REPO / "models" / "booth-defects.json", model.with_suffix(".json"))
+    config = write_config(tmp_path / "booth", tmp_path / "imgs")
+    config.write_text(config.read_text().replace("[model]\n", f'[model]\npath = "{model}"\n'))
+    result = check_config(config)
+    assert result.returncode == 3, result.stdout
+    assert f"model.path: model file {model} {said}" in result.stderr
 
 
 def test_secret_from_credentials_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -164,6 +164,26 @@ def test_a_retained_trigger_is_answered_with_a_code_and_never_starts_a_session(t
         broker.close()
 
 
+def test_a_trigger_sent_retained_while_the_booth_listens_is_refused_and_clearing_it_draws_no_answer(setup):
+    client, sub, booth, _broker = setup
+    try:
+        request = json.dumps({"imei": IMEI, "request_id": "live"})
+        client.publish(f"{PREFIX}/cmd/trigger", request, qos=1, retain=True).wait_for_publish(5)
+        assert sub.wait_for(lambda: len(sub.messages) >= 1), "no answer to the retained trigger"
+    finally:
+        client.publish(f"{PREFIX}/cmd/trigger", b"", qos=1, retain=True).wait_for_publish(5)
+    assert json.loads(sub.messages[0][1]) == {
+        "request_id": "live",
+        "error": "Invalid request: retained commands are ignored; publish them without retain",
+        "code": "retained",
+    }
+    # In order on one topic from one client: an answer to the empty message would come before this one.
+    after = ask(client, sub, json.dumps({"imei": "12345", "request_id": "after"}).encode(), 2)
+    assert (after["request_id"], after["code"]) == ("after", "invalid_imei")
+    assert len(sub.messages) == 2
+    assert booth.store.list() == []
+
+
 def test_arm_sets_the_imei_the_next_gpio_trigger_grades(setup):
     client, _sub, booth, broker = setup
     answers = Collector(broker, f"{PREFIX}/cmd/arm/response")

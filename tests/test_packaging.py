@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import subprocess
 import sys
 import tomllib
 
+import pytest
 from setuptools import find_namespace_packages
 
 from tests.booth_support import REPO
@@ -49,3 +51,16 @@ def test_a_development_install_still_has_the_simulator_and_the_training_command(
         timeout=120,
     )
     assert "edge-grader-train" in train.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("keras") is not None, reason="this venv has the train extra")
+def test_training_without_the_train_extra_says_what_to_install() -> None:
+    train = subprocess.run(
+        [sys.executable, "-c", "from edge.cli import train_main; import sys; sys.argv = ['t']; sys.exit(train_main())"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert train.returncode == 2, train.stderr
+    assert "edge-grader-train needs the train extra (keras is missing): pip install -e '.[dev,train]'" in train.stderr

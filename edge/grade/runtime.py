@@ -123,29 +123,35 @@ class Network:
         return (raw.astype(np.float32) - zero) * scale
 
 
+def read_model(path: Path) -> tuple[bytes, ModelMeta]:
+    """The model file's bytes and its metadata, checked against each other by sha256."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model file {path} is missing (set [model].path)") from None
+    except OSError as e:
+        raise ModelError(f"model file {path} is unreadable: {e}") from None
+    meta = load_meta(path.with_suffix(".json"))
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != meta.sha256:
+        raise ModelError(
+            f"model file {path} has sha256 {digest[:12]}..., its metadata says {meta.sha256[:12]}...: "
+            "the file is corrupt or does not belong to this metadata"
+        )
+    return blob, meta
+
+
 class Runtime:
     """The booth's model, verified against its metadata at start-up; ``run`` is its network's."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         path = Path(cfg.path)
-        try:
-            blob = path.read_bytes()
-        except FileNotFoundError:
-            raise ModelError(f"model file {path} is missing (set [model].path)") from None
-        except OSError as e:
-            raise ModelError(f"model file {path} is unreadable: {e}") from None
-        self.meta = load_meta(path.with_suffix(".json"))
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != self.meta.sha256:
-            raise ModelError(
-                f"model file {path} has sha256 {digest[:12]}..., its metadata says {self.meta.sha256[:12]}...: "
-                "the file is corrupt or does not belong to this metadata"
-            )
+        blob, self.meta = read_model(path)
         self.network = Network(blob, cfg.threads, cfg.runtime, f"model file {path}")
         self._check(path)
         self.thresholds = {**self.meta.thresholds, **{k: float(v) for k, v in cfg.thresholds.items()}}
         self.info = ModelInfo(
-            name=self.meta.name, version=self.meta.version, sha256=digest, runtime=self.network.runtime_name
+            name=self.meta.name, version=self.meta.version, sha256=self.meta.sha256, runtime=self.network.runtime_name
         )
         log.info(
             "model %s %s loaded with %s, %d threads",

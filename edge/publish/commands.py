@@ -4,9 +4,11 @@ A request is ``{"imei": "<15 digits>", "request_id": "<anything short>"}``. ``cm
 session and answers its ``sessionId``; ``cmd/arm`` sets the IMEI the next GPIO button or drawer
 trigger grades and answers ``armed: true``. The answer echoes ``request_id``, or carries
 ``{"error": "<text>", "code"}`` for a malformed body or unknown field (``invalid_request``), a
-retained command (``retained``: it would run again on every reconnect, so it never runs), a bad
-IMEI, a busy booth or any other refusal. Requests are handled one at a time on a worker, never on
-paho's network thread; a full queue is answered at once with code ``busy``.
+retained command (``retained``: it would run again on every reconnect, so it never runs; over MQTT
+3.1.1 the broker clears the flag of one sent while the booth listens, and that one copy runs), a bad
+IMEI, a busy booth or any other refusal. An empty message (clearing a retained one) is not answered.
+Requests are handled one at a time on a worker, never on paho's network thread; a full queue is
+answered at once with code ``busy``.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class CommandHandler:
     def on_message(self, message: MQTTMessage) -> None:
         """paho network thread: parse, then queue the command or answer at once."""
         if message.topic not in self.subscriptions:
+            return
+        if not message.payload:
+            # How a retained message is cleared: nobody asked anything, so nothing is answered.
+            logger.debug("mqtt: empty message on %s ignored", message.topic)
             return
         topic = message.topic
         correlation = getattr(message.properties, "CorrelationData", None) if message.properties else None

@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.config.mqtt import MqttConfig
 from edge.publish.topics import Topics
@@ -222,7 +223,12 @@ class MqttLink:
             logger.info("mqtt: connected again after %.0f s", down or 0.0)
         client.publish(self.topics.available, ONLINE, qos=1, retain=True)
         for topic in self.subscriptions:
-            client.subscribe(topic, qos=1)
+            if self.v5:
+                # As published: a command sent retained while the booth listens keeps its flag, so it
+                # is refused like the copy the broker hands over on every connect.
+                client.subscribe(topic, options=SubscribeOptions(qos=1, retainAsPublished=True))
+            else:
+                client.subscribe(topic, qos=1)
         self._changed()
 
     def _changed(self) -> None:
