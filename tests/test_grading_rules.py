@@ -43,6 +43,17 @@ def test_many_cracks_are_shattered_e() -> None:
     assert score <= CFG.shattered_score
 
 
+def test_one_crack_across_the_face_is_cracked_glass_d_and_two_spread_over_it_are_shattered_e() -> None:
+    # A diagonal's box covers most of the face: the box alone must not make one crack a web.
+    diagonal = defect("crack", 120.0, "deep", (0.05, 0.05, 0.95, 0.9))
+    assert face_grade([diagonal], CFG) == "D"
+    score, issues, _ = describe("front", [diagonal], CFG)
+    assert issues == ["crack across upper left of screen, 120 mm"]
+    assert score == 100 - CFG.penalty_crack
+    two = [defect("crack", 60.0, "deep", (0.05, y, 0.95, y + 0.4)) for y in (0.05, 0.5)]
+    assert face_grade(two, CFG) == "E"
+
+
 def test_dirt_recommends_cleaning_without_issue_or_penalty() -> None:
     faces = [defect("dirt", 0.0, "n/a")]
     assert face_grade(faces, CFG) == "A"

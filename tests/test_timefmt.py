@@ -4,7 +4,7 @@ import logging
 import re
 import sys
 
-from edge.daemon.logs import ImeiMaskingFormatter
+from edge.daemon.logs import LineFormatter
 from edge.events import EventBus
 from edge.imei import mask_imei
 from edge.timefmt import utc_iso
@@ -27,12 +27,15 @@ def test_events_carry_the_same_time_format_as_results_and_state() -> None:
     assert ISO_UTC.fullmatch(heard[0]["time"]), heard[0]["time"]
 
 
-def test_the_daemon_log_masks_an_imei_wherever_a_line_holds_one() -> None:
-    formatter = ImeiMaskingFormatter("%(message)s")
+def test_the_daemon_log_is_one_line_per_event_with_its_traceback_and_every_imei_masked() -> None:
+    formatter = LineFormatter("%(message)s")
     try:
         raise FileExistsError(17, "File exists", f"/var/lib/edge-grader/images/{VALID_IMEI}/front")
     except FileExistsError:
         record = logging.LogRecord("edge", logging.ERROR, __file__, 1, "session %s", ("s-1",), sys.exc_info())
     line = formatter.format(record)
-    assert "FileExistsError" in line and mask_imei(VALID_IMEI) in line
+    assert "\n" not in line
+    assert line.startswith("session s-1 | Traceback (most recent call last): | ")
+    masked = f"/var/lib/edge-grader/images/{mask_imei(VALID_IMEI)}/front"
+    assert line.endswith(f"FileExistsError: [Errno 17] File exists: '{masked}'")
     assert VALID_IMEI not in line

@@ -113,7 +113,10 @@ class GradingConfig(BaseModel):
     )
     shattered_crack_count: int = Field(default=3, ge=1, description="this many separate cracks on a face is shattered")
     shattered_area_fraction: float = Field(
-        default=0.5, gt=0, le=1, description="crack boxes covering this fraction of a face make it shattered"
+        default=0.5,
+        gt=0,
+        le=1,
+        description="boxes of two or more cracks covering this fraction of a face make it shattered",
     )
 
     # Score 0-100 per section: 100 minus penalties, never below 0

@@ -9,22 +9,24 @@ import sys
 from edge.imei import mask_imeis_in
 
 
-class ImeiMaskingFormatter(logging.Formatter):
-    """The last line of defence: any 15-digit run in a line (message or traceback) is masked.
+class LineFormatter(logging.Formatter):
+    """One line per event, IMEIs masked.
 
-    Image paths hold the IMEI (``<imei>/<section>/...``) and an OSError's text names its path, so a
-    logged failure of a disk write would otherwise print it.
+    journald makes an entry of every line it reads, so a traceback is folded into its event's line
+    (`` | `` between its lines) rather than scattered over entries of its own. Masking is the last
+    line of defence: any 15-digit run (message or traceback) is masked, since image paths hold the
+    IMEI (``<imei>/<section>/...``) and an OSError's text names its path.
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask_imeis_in(super().format(record))
+        return mask_imeis_in(super().format(record)).replace("\n", " | ")
 
 
 def setup_logging(level: str) -> None:
     under_journald = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(ImeiMaskingFormatter(fmt))
+    handler.setFormatter(LineFormatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -9,9 +9,11 @@ from edge.contract import GRADES, Defect, Grade
 
 
 def shattered(defects: Sequence[Defect], cfg: GradingConfig) -> bool:
+    """A web of cracks: many, or more than one spread over much of the face. One crack is cracked
+    glass (D) however long: a diagonal's box covers most of the face."""
     cracks = [d for d in defects if d.kind == "crack"]
     cover = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in cracks)
-    return len(cracks) >= cfg.shattered_crack_count or cover >= cfg.shattered_area_fraction
+    return len(cracks) >= cfg.shattered_crack_count or (len(cracks) > 1 and cover >= cfg.shattered_area_fraction)
 
 
 def face_grade(defects: Sequence[Defect], cfg: GradingConfig) -> Grade:
