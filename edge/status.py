@@ -33,6 +33,12 @@ class StatusBoard:
             self.version += 1
         self._notify()
 
+    def touch(self) -> None:
+        """A probe's answer changed in a way worth telling: listeners hear of it as of a set()."""
+        with self._lock:
+            self.version += 1
+        self._notify()
+
     def probe(self, key: str, probe: Probe) -> None:
         with self._lock:
             self._probes[key] = probe

@@ -7,11 +7,13 @@ import os
 import shutil
 import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
 
 from edge.config import load_config
+from edge.daemon.booth import POLL_S
 from edge.daemon.wiring import build
 from edge.errors import TriggerRefusedError
 from edge.spool.db import Database
@@ -152,6 +154,32 @@ def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: P
         assert [e["type"] for e in events] == ["trigger_rejected", "trigger_rejected", "disk_low"]
         assert booth.store.list() == []
     finally:
+        daemon.close()
+
+
+def test_a_disk_turning_low_is_told_while_idle_before_a_trigger_meets_it(tmp_path: Path, booth_images: Path) -> None:
+    config = load_config(write_config(tmp_path / "cfg", booth_images))
+    daemon = build(config)
+    booth = daemon.booth
+    events: list[dict] = []
+    booth.events.subscribe(events.append)
+    booth.start()
+    try:
+        wait_for(lambda: daemon.status.snapshot()["activity"] == "idle")
+        time.sleep(2 * POLL_S)  # idle ticks with a fine disk: nothing to tell
+        quiet = daemon.status.version
+        config.storage.min_free_mb = 10**12
+        wait_for(lambda: any(e["type"] == "disk_low" for e in events))
+        assert [(e["type"], e["source"]) for e in events] == [("disk_low", "watch")]
+        assert daemon.status.snapshot()["disk_problem"].startswith("disk low: ")
+        assert daemon.status.version == quiet + 1  # the MQTT state is published again
+        time.sleep(2 * POLL_S)  # still low: told once
+        config.storage.min_free_mb = 0
+        wait_for(lambda: daemon.status.version == quiet + 2)
+        assert daemon.status.snapshot()["disk_problem"] is None
+        assert len(events) == 1
+    finally:
+        booth.stop()
         daemon.close()
 
 
