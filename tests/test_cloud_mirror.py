@@ -16,7 +16,8 @@ from edge.backoff import backoff_delay
 from edge.cloudsim import CloudSim
 from edge.config.cloud import CloudConfig
 from edge.config.storage import StorageConfig
-from edge.contract import UploadResponse
+from edge.contract import BoothProcessResponse, BoothSectionAnalysis, ModelInfo, UploadResponse
+from edge.daemon.booth import with_cloud_analysis
 from edge.mirror.client import CloudClient
 from edge.spool.retention import Retention
 from tests.booth_support import wait_for
@@ -379,6 +380,25 @@ def test_cloud_result_hook_runs_inside_the_storing_transaction(tmp_path: Path, s
         assert "imei" not in payload
     finally:
         h.close()
+
+
+def test_prefer_cloud_takes_the_clouds_scores_and_keeps_the_booths_retake_of_a_section() -> None:
+    blurred = BoothSectionAnalysis(
+        score=0, issues=[], recommendations=["retake front: photo blurred"], status="retake", reason="photo blurred"
+    )
+    booth = BoothProcessResponse(
+        sessionId="s-1", imei=imei(140), images=[], status="retake", grade=None, reason="front: photo blurred",
+        analysis={"front": blurred, "back": BoothSectionAnalysis(score=100, issues=[], recommendations=[])},
+        model=ModelInfo(name="test", version="0", sha256="0" * 64, runtime="none"), timings_ms={"total": 1.0},
+        booth_id="test-booth", time="2024-01-01T00:00:00.000Z",
+    ).model_dump(mode="json")  # fmt: skip
+    cloud = {"sessionId": "c-1", "analysis": {s: {"score": 85, "issues": ["dust"], "recommendations": []}
+                                              for s in ("front", "back")}}  # fmt: skip
+    answer = BoothProcessResponse.model_validate(with_cloud_analysis(booth, cloud))
+    front, back = answer.analysis["front"], answer.analysis["back"]
+    assert (front.status, front.reason, front.score, front.issues) == ("retake", "photo blurred", 85, ["dust"])
+    assert (back.status, back.score) == ("graded", 85)
+    assert (answer.status, answer.grade) == ("retake", None)
 
 
 def test_wait_for_cloud_gives_the_cloud_answer_or_none_in_time(tmp_path: Path, sim: CloudSim) -> None:

@@ -50,6 +50,17 @@ UPLOADS = "api"
 CloudWait = Callable[[str, float], "dict[str, Any] | None"]
 
 
+def with_cloud_analysis(result: dict[str, Any], cloud: dict[str, Any]) -> dict[str, Any]:
+    """The booth's result with the cloud's scores, issues and recommendations per section (prefer-cloud).
+
+    Each section keeps the booth's own fields (status, reason, defects): a section the booth asked
+    to retake still says so, whatever score the cloud gave its photo.
+    """
+    booth = result["analysis"]
+    analysis = {**booth, **{s: {**booth.get(s, {}), **a} for s, a in cloud["analysis"].items()}}
+    return {**result, "analysis": analysis, "analysis_source": "cloud", "cloud": cloud}
+
+
 class Booth:
     def __init__(
         self,
@@ -201,7 +212,7 @@ class Booth:
         if self._wait_for_cloud is not None and self.config.cloud.mode == "prefer-cloud":
             cloud = self._wait_for_cloud(session.id, self.config.cloud.prefer_cloud_wait_s)
             if cloud is not None:
-                result = {**result, "analysis": cloud["analysis"], "analysis_source": "cloud", "cloud": cloud}
+                result = with_cloud_analysis(result, cloud)
         return result
 
     def image_url(self, path: str) -> str:
