@@ -202,9 +202,9 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
             raise ApiError(413, f"Image too large: at most {api.max_upload_mb:g} MB")
         try:
             kind = check_image(data, max_pixels)
+            name = sanitize_filename(image.filename, kind)
         except ImageRejected as exc:
             raise ApiError(exc.status, str(exc)) from None
-        name = sanitize_filename(image.filename, kind)
         # Uploads are held to [storage] min_free_mb like sessions: the booth keeps room to grade.
         problem = booth.disk_problem(len(data))
         if problem is not None:

@@ -85,7 +85,8 @@ MIGRATIONS = (
 
 
 class ImageRejected(ValueError):
-    """The bytes are not an image this booth accepts; the message is meant for the client."""
+    """The upload is not an image this booth accepts (its bytes, or its name); the message is meant
+    for the client."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -104,13 +105,14 @@ class Upload:
 
 
 def sanitize_filename(name: str | None, kind: ImageKind) -> str:
-    """A plain file name made from whatever the client sent, ending in the detected type's extension.
+    """A plain file name made from the name the client sent, ending in the detected type's extension.
 
-    Only the last component of either separator survives, so ``../../x`` or ``C:\\x`` cannot
-    leave the section folder.
+    A name with a path in it (``../../x``, ``C:\\x``) is refused: a client that sends one is not
+    naming a photo, and the booth writes only where it chooses.
     """
-    base = re.split(r"[/\\]", name or "")[-1]
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._-")
+    if name and re.search(r"[/\\]", name):
+        raise ImageRejected("Invalid request: the file name must be a name, not a path")
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name or "").lstrip("._-")
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, ""
