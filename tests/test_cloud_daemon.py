@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.cloudsim import CloudSim
+from edge.contract import ProcessResponse
 from tests.booth_support import VALID_IMEI, DaemonProcess, wait_for, write_config
 from tests.cloudsim_support import SIM_KEY
 from tests.mosquitto_broker import Collector, MosquittoBroker
@@ -86,6 +87,8 @@ def test_cloud_answer_is_published_with_the_score_comparison(
             topic = f"{prefix}/sessions/{session_id}/cloud"
             assert collector.wait_for(lambda: collector.on(topic), TIMEOUT), daemon.output()
             payload = json.loads(collector.on(topic)[0])
+            answer = ProcessResponse.model_validate(payload)  # the contract's process answer, as the cloud gave it
+            assert (answer.success, answer.imei) == (True, VALID_IMEI)
             assert payload["sessionId"] != session_id  # the cloud's own session id
             assert sim.stats()["sessions_by_imei"] == {VALID_IMEI: 1}
             assert set(payload["comparison"]) == {"front", "back"}

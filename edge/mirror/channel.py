@@ -224,11 +224,10 @@ class CloudQueue:
             booth = json.loads(row[0]) if row and row[0] else None
             comparison = compare(booth, answer)
             differences = [abs(r["difference"]) for r in comparison.values() if r["difference"] is not None]
+            # The cloud's answer as given (a store system parses it as the contract's process answer),
+            # then the booth's comparison beside it.
             payload: dict[str, Any] = {
-                "sessionId": answer.sessionId,
-                "message": answer.message,
-                "analysis": {name: part.model_dump(mode="json") for name, part in answer.analysis.items()},
-                "images": [image.model_dump(mode="json") for image in answer.images],
+                **answer.model_dump(mode="json"),
                 "comparison": comparison,
                 "max_abs_difference": max(differences) if differences else None,
                 "mirrored_at": utc_iso(),
