@@ -181,12 +181,16 @@ def pi_estimate(ops: dict[str, float], photos: int, factor: float) -> tuple[floa
     return (sum(stages.values()) + (photos - 1) * per_photo) / 1000, stages
 
 
-def grader_from_frames(shots: list[tuple[str, bytes]], threads: int, repeat: int) -> dict[str, Any]:
+def grader_from_frames(
+    shots: list[tuple[str, bytes]], threads: int, repeat: int, as_frames: bool = True
+) -> dict[str, Any]:
+    """``Grader.grade`` alone on the six photos: as the cameras' frames, or as the JPEG files an
+    upload's /api/process grades (``as_frames`` False; the peak RSS is then the grading's own)."""
     from edge.config.model import GradingConfig, ModelConfig
     from edge.grade import Grader
     from edge.grade.runtime import Runtime
 
-    frames = [(s, cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)) for s, b in shots]
+    frames = [(s, cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)) for s, b in shots] if as_frames else shots
     grader = Grader(ModelConfig(threads=threads), GradingConfig())
     grader.grade(frames[:1])
     walls, stages = [], []
@@ -204,7 +208,8 @@ def grader_from_frames(shots: list[tuple[str, bytes]], threads: int, repeat: int
         t = time.perf_counter()
         runtime.run(crop)
         invokes.append((time.perf_counter() - t) * 1000)
-    return {"walls": walls, "stages": stages, "invoke": statistics.median(invokes), "grade": result.grade}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"walls": walls, "stages": stages, "invoke": statistics.median(invokes), "grade": result.grade, "rss": rss}
 
 
 def _booth_parts(folder: Path, threads: int) -> tuple[Any, Any, Any]:
@@ -291,6 +296,10 @@ def main() -> None:
     for stage in SHOT_STAGES:
         print(f"  {stage:<19} {_spread([s[stage] for s in g['stages']])}  (summed over the six photos)")
     print(f"  bare invoke {g['invoke']:.1f} ms; per photo {per_photo:.1f} ms = {per_photo / g['invoke']:.2f} x invoke")
+    u = child(grader_from_frames, shots, args.threads, args.repeat, False)
+    print("\ngrader alone, from the JPEG files (an upload's session: /api/process):")
+    print(f"  session             {_spread(u['walls'])}")
+    print(f"  peak RSS of this path: {u['rss']:.0f} MB")
 
     with tempfile.TemporaryDirectory(prefix="bench-frames-photos-") as folder:
         files = [(section, Path(folder) / f"{i}.jpg") for i, (section, _) in enumerate(shots)]

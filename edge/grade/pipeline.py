@@ -93,6 +93,7 @@ class Grader:
         mm_per_px: Mapping[str, float] | None = None,
         progress: Callable[[int], None] | None = None,
         empty: Mapping[str, np.ndarray] | None = None,
+        prepare_threads: int | None = None,
     ) -> SessionGrade:
         """Grade photos given as (section, photo) in shot order; raises ImageError on bad data.
 
@@ -100,6 +101,7 @@ class Grader:
         one at a time as grading goes, so it may be a camera still shooting the session's later
         photos. ``mm_per_px`` and ``empty`` (the empty booth, ``edge.grade.reference``) are per
         section, from its camera's calibration. ``progress(done)`` is called after each photo.
+        ``prepare_threads`` overrides the config's for photos that are heavy to hold.
         """
         backgrounds = empty or {}
         start = time.perf_counter()
@@ -133,7 +135,7 @@ class Grader:
         # goes through the model, its defects and its overlay here. OpenCV and the interpreter
         # release the GIL, and preparing costs several times the rest, so it gets the threads;
         # ``prepare_threads`` + 1 photos are held at once however many the session has.
-        depth = self._cfg.prepare_threads
+        depth = prepare_threads or self._cfg.prepare_threads
         with ThreadPoolExecutor(depth, thread_name_prefix="grade-prepare") as preparing:
             ahead = deque(preparing.submit(pull, k) for k in range(depth))
             taken = depth
