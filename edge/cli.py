@@ -110,7 +110,7 @@ def _section_file(value: str) -> tuple[str, Path]:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     from edge.config.model import GradingConfig, ModelConfig
-    from edge.contract import BoothProcessResponse, ModelInfo, ProcessedImage
+    from edge.contract import BoothProcessResponse, ProcessedImage
     from edge.grade.decode import ImageError
     from edge.grade.pipeline import Grader
     from edge.grade.runtime import ModelError
@@ -157,7 +157,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         grade=grade.grade,
         reason=grade.reason,
         provisional_grade=grade.provisional_grade,
-        model=ModelInfo.model_validate(grader.info.model_dump()),
+        model=grader.info,
         timings_ms=grade.timings_ms,
         booth_id=booth_id,
         time=utc_iso(),

@@ -14,7 +14,6 @@ ActiveStatus = Literal["linking", "capturing", "captured", "grading"]
 FinalStatus = Literal["graded", "retake", "review", "failed"]
 Status = Literal[ActiveStatus, FinalStatus]
 
-ACTIVE: frozenset[str] = frozenset(get_args(ActiveStatus))
 FINAL: frozenset[str] = frozenset(get_args(FinalStatus))
 # Finished and settled: nothing waits on a person any more (retention may delete these).
 SETTLED: frozenset[str] = FINAL - {"review"}

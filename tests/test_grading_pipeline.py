@@ -65,7 +65,8 @@ def test_a_cracked_phone_is_graded_d(grader: Grader, index: int) -> None:
     # alone, and one cracked face (not shattered) is a D.
     assert (result.status, result.grade) == ("graded", "D"), result.reason
     front = result.analysis["front"]
-    assert any("crack" in i or "shattered" in i for i in front.issues)
+    assert [i for i in front.issues if i.startswith("crack across ")]
+    assert not [i for i in front.issues if "shattered" in i]
     assert front.score < 60
     assert len(result.overlays) == 1
 
@@ -107,6 +108,19 @@ def test_one_good_shot_of_two_is_enough_and_defects_merge(grader: Grader) -> Non
     assert alone.status != "retake"
     assert (mixed.status, mixed.grade, mixed.provisional_grade) == (alone.status, alone.grade, alone.provisional_grade)
     assert [i for _, i, _ in mixed.overlays] == [0, 1]
+
+
+def test_the_gate_alone_gives_the_verdict_grading_gives(grader: Grader) -> None:
+    # The technician's test shot asks the gate alone; a camera's frame, as it gets one.
+    empty = render_scene(np.random.default_rng(41), 1920, 1080, with_device=False).jpeg
+    verdicts = []
+    for jpeg in (photo(31, "front", {}, blur_sigma=7.0), empty, photo(1, "front", {})):
+        frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        verdicts.append(grader.gate(frame))
+        assert verdicts[-1] == grader.grade([("front", frame)]).analysis["front"].reason
+    assert verdicts[0] is not None and verdicts[0].startswith("photo blurred")
+    assert verdicts[1] == "no device found: place the phone flat in the middle of the booth"
+    assert verdicts[2] is None
 
 
 def test_png_bytes_are_graded_and_non_images_raise(grader: Grader) -> None:

@@ -54,7 +54,7 @@ def test_missing_model_file(tmp_path: Path) -> None:
         Runtime(ModelConfig(path=tmp_path / "nope.tflite"))
 
 
-def test_missing_metadata(tmp_path: Path) -> None:
+def test_a_model_without_its_metadata_file_is_refused(tmp_path: Path) -> None:
     model, meta = _copy(tmp_path)
     meta.unlink()
     with pytest.raises(ModelError, match=r"metadata .* missing"):
@@ -86,7 +86,7 @@ def test_garbage_with_a_matching_checksum_is_refused(tmp_path: Path) -> None:
         ({"output_grid": [48, 24]}, "output shape"),
     ],
 )
-def test_metadata_mismatch(tmp_path: Path, change: dict, words: str) -> None:
+def test_metadata_that_does_not_describe_the_model_is_refused(tmp_path: Path, change: dict, words: str) -> None:
     model, meta = _copy(tmp_path)
     _edit_meta(meta, **change)
     with pytest.raises(ModelError, match=words):

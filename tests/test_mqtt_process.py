@@ -1,5 +1,5 @@
 """The MQTT component in a separate process that is SIGKILLed: last will, and undelivered results
-surviving the kill. (End-to-end through ``edge-grader run`` follows once the daemon exists.)"""
+surviving the kill (through the whole daemon: test_daemon_mqtt.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mosquitto_broker import Collector, MosquittoBroker, booth_result
+from tests.mosquitto_broker import Collector, MosquittoBroker
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOTH = "booth-1"
@@ -123,9 +123,3 @@ def test_results_undelivered_at_sigkill_arrive_after_restart(broker, tmp_path):
     finally:
         kill(proc)
         sub.close()
-
-
-def test_booth_result_helper_is_contract_valid():
-    from edge.contract import BoothProcessResponse
-
-    BoothProcessResponse.model_validate(booth_result("s-1"))

@@ -24,7 +24,7 @@ def analyzable_unit(tmp_path: Path) -> Path:
     return path
 
 
-def test_unit_verifies(analyzable_unit: Path) -> None:
+def test_the_unit_file_passes_systemd_analyze_verify(analyzable_unit: Path) -> None:
     result = subprocess.run(["systemd-analyze", "verify", str(analyzable_unit)], capture_output=True, text=True)
     problems = [line for line in result.stderr.splitlines() if "edge-grader.service" in line]
     assert result.returncode == 0 and not problems, result.stderr

@@ -19,8 +19,6 @@ from edge.capture.rig import CaptureRig
 from edge.config.root import AppConfig
 from edge.daemon.grading import SessionGrading
 from edge.events import Event, EventBus
-from edge.grade.locate import locate
-from edge.grade.quality import check_device, check_frame
 from edge.grade.reference import load_reference
 from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionRecord, SessionStore
@@ -120,16 +118,7 @@ class TechnicianDesk:
     def test_shot(self, camera: str) -> dict[str, Any]:
         """One photo and the quality gate's checks on it; raises CaptureError."""
         image = self.rig.shoot(camera).image
-        g = self.config.grading
-        verdict = check_frame(image, g)
-        if verdict is None:
-            empty = load_reference(self.config.booth.state_dir, camera)
-            found = locate(image, g.min_device_area, g.device_aspect, empty)
-            if found is None:
-                verdict = "no device found: place the phone flat in the middle of the booth"
-            else:
-                x, y, w, h = cv2.boundingRect(found.quad.astype(np.float32))
-                verdict = check_device(image[max(y, 0) : y + h, max(x, 0) : x + w], g).reason
+        verdict = self.grading.grader.gate(image, load_reference(self.config.booth.state_dir, camera))
         return {
             "camera": camera,
             "ok": verdict is None,

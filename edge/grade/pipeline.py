@@ -184,6 +184,11 @@ class Grader:
         timings = {k: round(v, 1) for k, v in timings.items()}
         return SessionGrade(analysis, grade, status, reason, overlays, timings, provisional)
 
+    def gate(self, photo: Photo, empty: np.ndarray | None = None) -> str | None:
+        """The quality gate's verdict on one photo (exposure, device found, sharpness, glare), as
+        grading decides it: a retake's reason, or None when the photo would be graded."""
+        return self._prepare(_Shot("gate", 0), photo, empty).reason
+
     def _prepare(self, shot: _Shot, photo: Photo, empty: np.ndarray | None) -> _Prepared:
         """Decode, gate, locate and warp one photo; raises ImageError when it cannot be decoded."""
         cfg = self._cfg

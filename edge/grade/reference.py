@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.spool.files import atomic_write
+
 log = logging.getLogger(__name__)
 
 CALIBRATION_DIR = "calibration"
@@ -23,15 +25,13 @@ def reference_path(state_dir: Path, camera: str) -> Path:
 
 
 def save_reference(state_dir: Path, camera: str, image: np.ndarray) -> Path:
-    """Write atomically: a half-written reference would mislead the locator on every shot."""
+    """Write atomically and durably, as the spool writes photos: a half-written reference would
+    mislead the locator on every shot."""
     path = reference_path(state_dir, camera)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise ValueError(f"cannot encode the reference of camera {camera}")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
+    atomic_write(path, buf.tobytes())
     return path
 
 

@@ -38,7 +38,6 @@ from edge.worker import Worker
 logger = logging.getLogger(__name__)
 
 STATUS_KEY = "cloud"
-DEPTH_KEY = "cloud_outbox_depth"  # beside the MQTT outbox's, for /metrics and the state topic
 IDLE_WAIT_S = 60.0
 STOP_WAIT_S = 5.0
 MB = 1_000_000

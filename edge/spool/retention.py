@@ -3,7 +3,7 @@
 Sessions with a row still waiting in any outbox channel keep their images until delivered, unless
 the disk is about to run out (the emergency policy), which is logged and published as an event.
 Rows go before files, in one transaction per session: a crash in between leaves files no row
-points at (removed by ``Spool.recover_files`` on the next start), never a row without its file.
+points at (removed by ``FileJournal.recover`` on the next start), never a row without its file.
 """
 
 from __future__ import annotations
