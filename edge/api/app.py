@@ -106,7 +106,6 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     max_json = api.max_json_kb * 1024
     # Bounds the memory of uploads: only this many bodies are in memory and decoded at once.
     decode_slots = threading.BoundedSemaphore(api.max_concurrent_decodes)
-    metrics.read_state_from(booth.store, booth.status)
     images_root = booth.store.images_root.resolve()
 
     app = FastAPI(

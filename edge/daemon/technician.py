@@ -82,7 +82,6 @@ class TechnicianDesk:
         self.last_error = last_error
         self.recent = RecentEvents()
         self.started_at = time.monotonic()  # uptime survives the wall clock being set
-        events.subscribe(self.recent)
 
     def state(self) -> dict[str, Any]:
         snapshot = self.status.snapshot()

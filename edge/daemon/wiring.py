@@ -177,6 +177,7 @@ def build(
         wait_for_cloud=mirror.wait_for_cloud,
     )
     desk = TechnicianDesk(config, store, outbox, events, status, booth.rig, booth.grading, LastError())
+    events.subscribe(desk.recent)
     parts: list[Part] = [ControlSocket(booth, control_socket_path(config))]
     if config.triggers.button or config.triggers.drawer:
         parts.append(GpioTriggers(config.triggers, booth.trigger_armed))
@@ -189,6 +190,7 @@ def build(
     if config.api.enabled:
         from edge.api.server import ApiServer
 
+        metrics.read_state_from(store, status)
         parts.append(ApiServer(booth, uploads, metrics, desk))
     daemon = Daemon(
         config, db, status, events, outbox, store, retention, uploads, metrics, booth, mirror, mqtt, desk, parts
