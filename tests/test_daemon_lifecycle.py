@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_config
+from edge.config.root import AppConfig
 from edge.daemon.booth import POLL_S
-from edge.daemon.wiring import build
+from edge.daemon.wiring import Daemon, build
 from edge.errors import TriggerRefusedError
 from edge.spool.db import Database
 from edge.spool.sessions import SessionStore
@@ -134,12 +135,18 @@ def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, boot
         daemon.stop()
 
 
-def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: Path) -> None:
+def _listening_booth(tmp_path: Path, booth_images: Path) -> tuple[AppConfig, Daemon, list[dict]]:
+    """A booth built (not started) on replay cameras, and the list its events go to."""
     config = load_config(write_config(tmp_path / "cfg", booth_images))
     daemon = build(config)
-    booth = daemon.booth
     events: list[dict] = []
-    booth.events.subscribe(events.append)
+    daemon.booth.events.subscribe(events.append)
+    return config, daemon, events
+
+
+def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: Path) -> None:
+    config, daemon, events = _listening_booth(tmp_path, booth_images)
+    booth = daemon.booth
     try:
         with pytest.raises(TriggerRefusedError) as info:
             booth.trigger_armed("gpio-button")
@@ -158,11 +165,8 @@ def test_booth_refuses_triggers_it_cannot_honour(tmp_path: Path, booth_images: P
 
 
 def test_a_disk_turning_low_is_told_while_idle_before_a_trigger_meets_it(tmp_path: Path, booth_images: Path) -> None:
-    config = load_config(write_config(tmp_path / "cfg", booth_images))
-    daemon = build(config)
+    config, daemon, events = _listening_booth(tmp_path, booth_images)
     booth = daemon.booth
-    events: list[dict] = []
-    booth.events.subscribe(events.append)
     booth.start()
     try:
         wait_for(lambda: daemon.status.snapshot()["activity"] == "idle")

@@ -43,24 +43,17 @@ def test_a_development_install_still_has_the_simulator_and_the_training_command(
         [sys.executable, "-m", "edge.cli", "cloud-sim", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60
     )
     assert sim.returncode == 0 and "--key" in sim.stdout
-    train = subprocess.run(
-        [sys.executable, "-c", "from edge.cli import train_main; import sys; sys.argv = ['t', '--help']; train_main()"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
+    train = _train_main("--help")
     assert "edge-grader-train" in train.stdout
+
+
+def _train_main(*args: str) -> subprocess.CompletedProcess[str]:
+    code = f"from edge.cli import train_main; import sys; sys.argv = ['t', *{list(args)!r}]; sys.exit(train_main())"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("keras") is not None, reason="this venv has the train extra")
 def test_training_without_the_train_extra_says_what_to_install() -> None:
-    train = subprocess.run(
-        [sys.executable, "-c", "from edge.cli import train_main; import sys; sys.argv = ['t']; sys.exit(train_main())"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
+    train = _train_main()
     assert train.returncode == 2, train.stderr
     assert "edge-grader-train needs the train extra (keras is missing): pip install -e '.[dev,train]'" in train.stderr
