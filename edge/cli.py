@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 from edge.timefmt import utc_iso
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
+
+    from edge.config.root import AppConfig
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +28,7 @@ EXIT_CONFIG = 3
 CLI_TIMEOUT_S = 10.0
 
 
-def _load(path: Path):
+def _load(path: Path) -> AppConfig:
     from edge.config import ConfigError, load_config
 
     try:
@@ -173,7 +177,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _progress(total: int):
+def _progress(total: int) -> Callable[[int], None] | None:
     if total < 2 or not sys.stderr.isatty():
         return None
     from tqdm import tqdm

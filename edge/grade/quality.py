@@ -11,6 +11,9 @@ from edge.config.model import GradingConfig
 
 # Sharpness is measured at one fixed size so the threshold does not depend on the camera.
 _SHARPNESS_SIZE = (384, 768)
+# Grey levels a sensor gives only when clipped: the fractions in GradingConfig count these pixels.
+_CLIPPED_BLACK = 5
+_CLIPPED_WHITE = 250
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ def check_frame(image: np.ndarray, cfg: GradingConfig) -> str | None:
     gray = cv2.cvtColor(image[::4, ::4], cv2.COLOR_BGR2GRAY)
     if float(gray.mean()) < cfg.min_frame_brightness:
         return "photo too dark: check the booth lights"
-    if float((gray <= 5).mean()) > cfg.max_shadow_fraction:
+    if float((gray <= _CLIPPED_BLACK).mean()) > cfg.max_shadow_fraction:
         return "photo underexposed: most of it is black"
     return None
 
@@ -65,7 +68,8 @@ def check_device(crop: np.ndarray, cfg: GradingConfig, native_long_px: float | N
     h, w = crop.shape[:2]
     inner = crop[h // 20 : h - h // 20, w // 20 : w - w // 20]
     # Clipped white in every channel; OpenCV's range test is a tenth of numpy's min over channels.
-    clipped = cv2.countNonZero(cv2.inRange(inner, (250, 250, 250), (255, 255, 255))) / (inner.shape[0] * inner.shape[1])
+    white = cv2.inRange(inner, (_CLIPPED_WHITE,) * 3, (255, 255, 255))
+    clipped = cv2.countNonZero(white) / (inner.shape[0] * inner.shape[1])
     reason = None
     if sharp < cfg.min_sharpness:
         reason = f"photo blurred (sharpness {sharp:.1f} < {cfg.min_sharpness:g}): hold the device still and refocus"
