@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def cracked_booth_images(tmp_path_factory: pytest.TempPathFactory, booth_images:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SessionStore:
+def store(tmp_path: Path) -> Iterator[SessionStore]:
     """A spool (real SQLite file, real image folder) of its own."""
     db = Database(tmp_path / "spool.db")
     yield SessionStore(db, tmp_path / "images")
@@ -37,7 +38,7 @@ def store(tmp_path: Path) -> SessionStore:
 
 
 @pytest.fixture
-def notify_socket(tmp_path: Path):
+def notify_socket(tmp_path: Path) -> Iterator[tuple[Path, socket.socket]]:
     """A real unix datagram socket standing in for systemd's $NOTIFY_SOCKET."""
     path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

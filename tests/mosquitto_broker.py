@@ -12,9 +12,16 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tests.booth_support import free_port
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import ConnectFlags
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
 INSTALL_HINT = (
     "mosquitto is not installed: the MQTT tests need Debian's broker. "
@@ -119,13 +126,25 @@ class Collector:
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
 
-        def on_connect(client, userdata, flags, reason_code, properties):
+        def on_connect(
+            client: mqtt.Client,
+            userdata: Any,
+            flags: ConnectFlags,
+            reason_code: ReasonCode,
+            properties: Properties | None,
+        ) -> None:
             client.subscribe(topic, qos=1)
 
-        def on_subscribe(client, userdata, mid, reason_codes, properties):
+        def on_subscribe(
+            client: mqtt.Client,
+            userdata: Any,
+            mid: int,
+            reason_codes: list[ReasonCode],
+            properties: Properties | None,
+        ) -> None:
             self._subscribed.set()
 
-        def on_message(client, userdata, message):
+        def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
             with self._cond:
                 self.messages.append((message.topic, message.payload, bool(message.retain)))
                 self._cond.notify_all()
@@ -146,7 +165,7 @@ class Collector:
         with self._cond:
             return [payload for t, payload, _ in self.messages if t == topic]
 
-    def wait_for(self, predicate, timeout: float = 15.0) -> bool:
+    def wait_for(self, predicate: Callable[[], object], timeout: float = 15.0) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
             while not predicate():
@@ -157,7 +176,7 @@ class Collector:
         return True
 
     def wait_count(self, topic_prefix: str, count: int, timeout: float = 15.0) -> list[tuple[str, bytes]]:
-        def matching():
+        def matching() -> list[tuple[str, bytes]]:
             return [(t, p) for t, p, _ in self.messages if t.startswith(topic_prefix)]
 
         self.wait_for(lambda: len(matching()) >= count, timeout)

@@ -59,7 +59,9 @@ def upload_pair(http: httpx.Client, images: Path) -> list[dict[str, str]]:
     return refs
 
 
-def test_ten_concurrent_process_calls_grade_within_the_bound_and_lose_nothing(booth, booth_images: Path) -> None:
+def test_ten_concurrent_process_calls_grade_within_the_bound_and_lose_nothing(
+    booth: tuple[DaemonProcess, str, Path], booth_images: Path
+) -> None:
     daemon, base, state = booth
     with httpx.Client(base_url=base, timeout=600) as http:
         refs = upload_pair(http, booth_images)
@@ -101,7 +103,9 @@ def test_ten_concurrent_process_calls_grade_within_the_bound_and_lose_nothing(bo
     assert peak_rss_bytes(daemon.proc.pid) < unit_memory_max_bytes()
 
 
-def test_sigkill_between_the_links_of_an_api_session_fails_it_after_the_restart(booth, booth_images: Path) -> None:
+def test_sigkill_between_the_links_of_an_api_session_fails_it_after_the_restart(
+    booth: tuple[DaemonProcess, str, Path], booth_images: Path
+) -> None:
     daemon, base, state = booth
     with httpx.Client(base_url=base, timeout=600) as http:
         refs = upload_pair(http, booth_images) * 32  # 64 photos: the most the contract takes

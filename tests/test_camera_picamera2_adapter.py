@@ -28,7 +28,9 @@ def picamera2_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[picamera2
     yield picamera2_standin.Picamera2
 
 
-def test_camera_is_configured_once_at_full_resolution_and_locked(picamera2_module) -> None:
+def test_camera_is_configured_once_at_full_resolution_and_locked(
+    picamera2_module: type[picamera2_standin.Picamera2],
+) -> None:
     backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", index=1, settle_frames=3))
     backend.open()
     camera = picamera2_module.instances[-1]
@@ -44,7 +46,9 @@ def test_camera_is_configured_once_at_full_resolution_and_locked(picamera2_modul
     assert camera.outstanding == 0  # every request released
 
 
-def test_shot_is_a_frame_of_the_configured_size_that_encodes(picamera2_module) -> None:
+def test_shot_is_a_frame_of_the_configured_size_that_encodes(
+    picamera2_module: type[picamera2_standin.Picamera2],
+) -> None:
     backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", width=640, height=480))
     frame = backend.capture("front")
     assert frame.image.shape == (480, 640, 3) and frame.image.dtype == np.uint8
@@ -52,7 +56,7 @@ def test_shot_is_a_frame_of_the_configured_size_that_encodes(picamera2_module) -
     assert image.shape == (480, 640, 3)
 
 
-def test_blank_frame_fails_with_the_camera_named(picamera2_module) -> None:
+def test_blank_frame_fails_with_the_camera_named(picamera2_module: type[picamera2_standin.Picamera2]) -> None:
     picamera2_module.frame_source = staticmethod(lambda w, h: np.zeros((h, w, 3), np.uint8))
     backend = Picamera2Backend("back", Picamera2Camera(backend="picamera2", width=640, height=480))
     with pytest.raises(CaptureError, match="camera back returned a blank"):
@@ -60,7 +64,7 @@ def test_blank_frame_fails_with_the_camera_named(picamera2_module) -> None:
     assert picamera2_module.instances[-1].outstanding == 0
 
 
-def test_close_stops_and_closes_the_camera(picamera2_module) -> None:
+def test_close_stops_and_closes_the_camera(picamera2_module: type[picamera2_standin.Picamera2]) -> None:
     backend = Picamera2Backend("front", Picamera2Camera(backend="picamera2", width=640, height=480))
     backend.open()
     backend.close()

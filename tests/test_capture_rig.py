@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -17,7 +18,7 @@ from tests.booth_support import wait_for, write_config
 
 
 @pytest.fixture(autouse=True)
-def mock_pins() -> None:
+def mock_pins() -> Iterator[None]:
     Device.pin_factory = MockFactory()
     yield
     Device.pin_factory.reset()

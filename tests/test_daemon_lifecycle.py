@@ -32,7 +32,7 @@ def _messages(sock: socket.socket, until: str) -> list[str]:
 
 
 def test_daemon_is_ready_grades_a_cli_trigger_and_stops_cleanly(
-    tmp_path: Path, booth_images: Path, notify_socket
+    tmp_path: Path, booth_images: Path, notify_socket: tuple[Path, socket.socket]
 ) -> None:
     path, sock = notify_socket
     config = write_config(tmp_path / "cfg", booth_images, shots=2)

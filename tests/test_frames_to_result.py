@@ -13,6 +13,7 @@ import sys
 import threading
 import weakref
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ from edge.config.root import AppConfig
 from edge.daemon.grading import SessionGrading
 from edge.daemon.wiring import build
 from edge.events import EventBus
-from edge.grade.pipeline import Grader
+from edge.grade.pipeline import Grader, _Shot
 from edge.spool.db import Database
 from edge.spool.sessions import SessionStore
 from edge.synth import render_scene
@@ -145,7 +146,7 @@ def test_no_result_before_every_photo_is_on_disk(tmp_path: Path, booth_images: P
 
     finish = grader._finish
 
-    def finishing(shot, *args):  # type: ignore[no-untyped-def]
+    def finishing(shot: _Shot, *args: Any) -> tuple[bytes, float]:
         done = finish(shot, *args)
         if shot.section == "back":
             graded_all.set()

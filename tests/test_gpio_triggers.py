@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
@@ -11,7 +13,7 @@ from tests.booth_support import wait_for
 
 
 @pytest.fixture(autouse=True)
-def mock_pins() -> None:
+def mock_pins() -> Iterator[None]:
     Device.pin_factory = MockFactory()
     yield
     Device.pin_factory.reset()

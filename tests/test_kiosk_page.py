@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 
 from edge.imei import InvalidImeiError, validate_imei
 from tests.booth_support import REVIEW_EVERY_CRACK, VALID_IMEI, DaemonProcess, api_base, write_config
@@ -31,17 +34,17 @@ def booth_reason(imei: str, policy: str) -> str | None:
     return None
 
 
-def by_id(driver, element_id: str):
+def by_id(driver: WebDriver, element_id: str) -> WebElement:
     return driver.find_element(By.ID, element_id)
 
 
-def state_item(driver, name: str):
+def state_item(driver: WebDriver, name: str) -> WebElement:
     """Found anew each time: the state panel is redrawn on every refresh."""
     return driver.find_element(By.CSS_SELECTOR, f'#tech-state dd[data-item="{name}"]')
 
 
 @pytest.fixture
-def broker():
+def broker() -> Iterator[MosquittoBroker]:
     with MosquittoBroker() as running:
         yield running
 
@@ -54,7 +57,7 @@ def start_daemon(tmp_path: Path, images: Path, broker: MosquittoBroker, extra: s
     return daemon, api_base(config)
 
 
-def type_imei(driver, imei: str) -> None:
+def type_imei(driver: WebDriver, imei: str) -> None:
     field = by_id(driver, "imei")
     field.clear()
     field.send_keys(imei)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -11,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config.load import load_config
 from edge.config.mqtt import MqttConfig
+from edge.daemon.booth import Booth
 from edge.daemon.wiring import build
 from edge.publish import MqttService
 from tests.booth_support import write_config
@@ -20,9 +23,11 @@ BOOTH = "booth-7"
 PREFIX = f"vision-grader/{BOOTH}"
 IMEI = "490154203237518"
 
+Setup = tuple[mqtt.Client, Collector, Booth, MosquittoBroker]
+
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(tmp_path: Path) -> Iterator[Setup]:
     broker = MosquittoBroker().start()
     # The booth's session worker is never started: a trigger stores and queues its session and
     # leaves the booth busy, so the next one is refused by the booth's own rule.
@@ -55,13 +60,13 @@ def setup(tmp_path):
     broker.close()
 
 
-def ask(client, sub, body: bytes, count: int) -> dict:
+def ask(client: mqtt.Client, sub: Collector, body: bytes, count: int) -> dict:
     client.publish(f"{PREFIX}/cmd/trigger", body, qos=1).wait_for_publish(5)
     assert sub.wait_for(lambda: len(sub.messages) >= count), "no answer on cmd/trigger/response"
     return json.loads(sub.messages[count - 1][1])
 
 
-def test_trigger_starts_a_session_and_echoes_request_id(setup):
+def test_trigger_starts_a_session_and_echoes_request_id(setup: Setup) -> None:
     client, sub, booth, _broker = setup
     answer = ask(client, sub, json.dumps({"imei": IMEI, "request_id": "r-1"}).encode(), 1)
     assert answer["request_id"] == "r-1"
@@ -70,7 +75,7 @@ def test_trigger_starts_a_session_and_echoes_request_id(setup):
     assert (session.source, session.request_id, session.imei) == ("mqtt", "r-1", IMEI)
 
 
-def test_bad_imei_malformed_json_missing_imei_and_busy_get_errors(setup):
+def test_bad_imei_malformed_json_missing_imei_and_busy_get_errors(setup: Setup) -> None:
     client, sub, booth, _broker = setup
     bad = ask(client, sub, json.dumps({"imei": "490154203237519", "request_id": "r-2"}).encode(), 1)
     assert bad["request_id"] == "r-2" and bad["code"] == "invalid_imei"
@@ -93,7 +98,7 @@ def test_bad_imei_malformed_json_missing_imei_and_busy_get_errors(setup):
 
 
 
-def test_unknown_fields_and_deep_json_are_refused_with_a_code(setup):
+def test_unknown_fields_and_deep_json_are_refused_with_a_code(setup: Setup) -> None:
     client, sub, booth, _broker = setup
     unknown = ask(client, sub, json.dumps({"imei": IMEI, "request_id": "u-1", "key": "x"}).encode(), 1)
     assert unknown == {
@@ -106,7 +111,7 @@ def test_unknown_fields_and_deep_json_are_refused_with_a_code(setup):
     assert booth.store.list() == []
 
 
-def test_a_command_of_megabytes_never_reaches_the_booth_and_the_next_is_answered(setup):
+def test_a_command_of_megabytes_never_reaches_the_booth_and_the_next_is_answered(setup: Setup) -> None:
     client, sub, _booth, _broker = setup
     client.publish(f"{PREFIX}/cmd/trigger", b"x" * (2 * 1024 * 1024), qos=1).wait_for_publish(10)
     small = ask(client, sub, b"x" * 5000, 1)
@@ -119,7 +124,7 @@ def test_a_command_of_megabytes_never_reaches_the_booth_and_the_next_is_answered
     assert len(sub.messages) == 2
 
 
-def test_one_request_id_starts_one_session_over_mqtt_and_http(setup):
+def test_one_request_id_starts_one_session_over_mqtt_and_http(setup: Setup) -> None:
     client, sub, booth, _broker = setup
     request = json.dumps({"imei": IMEI, "request_id": "same-1"}).encode()
     first = ask(client, sub, request, 1)
@@ -129,7 +134,7 @@ def test_one_request_id_starts_one_session_over_mqtt_and_http(setup):
     assert [s.id for s in booth.store.list()] == [first["sessionId"]]
 
 
-def test_a_retained_trigger_is_answered_with_a_code_and_never_starts_a_session(tmp_path):
+def test_a_retained_trigger_is_answered_with_a_code_and_never_starts_a_session(tmp_path: Path) -> None:
     broker = MosquittoBroker().start()
     daemon = build(load_config(write_config(tmp_path / "booth", tmp_path / "replay")))
     sub = Collector(broker, f"{PREFIX}/cmd/trigger/response")
@@ -164,7 +169,9 @@ def test_a_retained_trigger_is_answered_with_a_code_and_never_starts_a_session(t
         broker.close()
 
 
-def test_a_trigger_sent_retained_while_the_booth_listens_is_refused_and_clearing_it_draws_no_answer(setup):
+def test_a_trigger_sent_retained_while_the_booth_listens_is_refused_and_clearing_it_draws_no_answer(
+    setup: Setup,
+) -> None:
     client, sub, booth, _broker = setup
     try:
         request = json.dumps({"imei": IMEI, "request_id": "live"})
@@ -184,7 +191,7 @@ def test_a_trigger_sent_retained_while_the_booth_listens_is_refused_and_clearing
     assert booth.store.list() == []
 
 
-def test_arm_sets_the_imei_the_next_gpio_trigger_grades(setup):
+def test_arm_sets_the_imei_the_next_gpio_trigger_grades(setup: Setup) -> None:
     client, _sub, booth, broker = setup
     answers = Collector(broker, f"{PREFIX}/cmd/arm/response")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -15,7 +16,7 @@ from tests.booth_support import wait_for
 from tests.mosquitto_broker import MosquittoBroker
 
 
-def test_config_rejects_inconsistent_bounds_and_wildcard_prefixes():
+def test_config_rejects_inconsistent_bounds_and_wildcard_prefixes() -> None:
     with pytest.raises(ValidationError, match="max_queued must be larger"):
         MqttConfig(max_inflight=50, max_queued=50)
     with pytest.raises(ValidationError, match="reconnect_max_s"):
@@ -27,7 +28,7 @@ def test_config_rejects_inconsistent_bounds_and_wildcard_prefixes():
     assert MqttConfig().outbox_full_policy == "drop-oldest"
 
 
-def test_topics_never_take_a_path_or_wildcard_as_session_id():
+def test_topics_never_take_a_path_or_wildcard_as_session_id() -> None:
     topics = Topics.for_booth("vision-grader/{booth_id}", "b1")
     assert topics.of(session_suffix("abc-1")) == "vision-grader/b1/sessions/abc-1"
     assert topics.of(session_suffix("abc-1", cloud=True)) == "vision-grader/b1/sessions/abc-1/cloud"
@@ -36,7 +37,7 @@ def test_topics_never_take_a_path_or_wildcard_as_session_id():
             session_suffix(bad)
 
 
-def test_refused_connack_is_not_counted_as_connected(tmp_path, caplog):
+def test_refused_connack_is_not_counted_as_connected(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     broker = MosquittoBroker(anonymous=False).start()
     try:
         config = MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=1)
@@ -51,7 +52,7 @@ def test_refused_connack_is_not_counted_as_connected(tmp_path, caplog):
         broker.close()
 
 
-def test_outage_logs_one_warning_then_a_periodic_reminder(caplog):
+def test_outage_logs_one_warning_then_a_periodic_reminder(caplog: pytest.LogCaptureFixture) -> None:
     now = [1000.0]
     config = MqttConfig(outage_reminder_s=300)
     link = MqttLink(config, "b1", Topics("vision-grader/b1"), clock=lambda: now[0])
@@ -64,7 +65,7 @@ def test_outage_logs_one_warning_then_a_periodic_reminder(caplog):
     assert "still away" in warnings[1]
 
 
-def test_broker_helper_fails_clearly_without_mosquitto(monkeypatch):
+def test_broker_helper_fails_clearly_without_mosquitto(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mosquitto_broker.shutil, "which", lambda name: None)
     monkeypatch.setattr(mosquitto_broker.Path, "exists", lambda self: False)
     with pytest.raises(RuntimeError, match="apt-get install -y mosquitto"):

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,13 +78,13 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def broker():
+def broker() -> Iterator[MosquittoBroker]:
     b = MosquittoBroker().start()
     yield b
     b.close()
 
 
-def test_sigkill_leaves_offline_on_available(broker, tmp_path):
+def test_sigkill_leaves_offline_on_available(broker: MosquittoBroker, tmp_path: Path) -> None:
     sub = Collector(broker, f"{PREFIX}/available")
     proc, _ = spawn(tmp_path, broker.port)
     try:
@@ -97,7 +98,7 @@ def test_sigkill_leaves_offline_on_available(broker, tmp_path):
     late.close()
 
 
-def test_results_undelivered_at_sigkill_arrive_after_restart(broker, tmp_path):
+def test_results_undelivered_at_sigkill_arrive_after_restart(broker: MosquittoBroker, tmp_path: Path) -> None:
     broker.stop()
     proc, ids = spawn(tmp_path, broker.port, produce=6)
     kill(proc)

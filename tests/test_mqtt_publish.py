@@ -7,7 +7,9 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +30,7 @@ IMEI = "490154203237518"
 
 
 @pytest.fixture
-def broker():
+def broker() -> Iterator[MosquittoBroker]:
     b = MosquittoBroker()
     b.start()
     yield b
@@ -36,7 +38,7 @@ def broker():
 
 
 @pytest.fixture
-def collector_factory():
+def collector_factory() -> Iterator[Callable[..., Collector]]:
     made: list[Collector] = []
 
     def make(broker: MosquittoBroker, topic: str = f"{PREFIX}/#") -> Collector:
@@ -53,7 +55,7 @@ class Booth:
     """The parts a daemon gives the MQTT service, wired as the daemon wires them: a real SQLite spool
     with the outbox, events, status."""
 
-    def __init__(self, tmp: Path, port: int, clock=time.time, **mqtt) -> None:
+    def __init__(self, tmp: Path, port: int, clock: Callable[[], float] = time.time, **mqtt: Any) -> None:
         self.db = Database(tmp / "spool.db")
         self.config = MqttConfig(
             host="127.0.0.1",
@@ -84,10 +86,10 @@ class Booth:
 
 
 @pytest.fixture
-def booths(tmp_path):
+def booths(tmp_path: Path) -> Iterator[Callable[..., Booth]]:
     made: list[Booth] = []
 
-    def make(port: int, clock=time.time, **mqtt) -> Booth:
+    def make(port: int, clock: Callable[[], float] = time.time, **mqtt: Any) -> Booth:
         b = Booth(tmp_path, port, clock, **mqtt)
         made.append(b)
         return b
@@ -97,7 +99,7 @@ def booths(tmp_path):
         b.close()
 
 
-def wait(predicate, timeout: float = 15.0) -> bool:
+def wait(predicate: Callable[[], object], timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -106,7 +108,9 @@ def wait(predicate, timeout: float = 15.0) -> bool:
     return predicate()
 
 
-def test_results_arrive_on_session_topics_with_the_full_result(broker, booths, collector_factory):
+def test_results_arrive_on_session_topics_with_the_full_result(
+    broker: MosquittoBroker, booths: Callable[..., Booth], collector_factory: Callable[..., Collector]
+) -> None:
     sub = collector_factory(broker)
     booth = booths(broker.port)
     booth.mqtt.start()
@@ -127,7 +131,9 @@ def test_results_arrive_on_session_topics_with_the_full_result(broker, booths, c
     assert sub.on(f"{PREFIX}/available")[-1] == b"online"
 
 
-def test_cloud_answer_events_and_failed_sessions(broker, booths, collector_factory):
+def test_cloud_answer_events_and_failed_sessions(
+    broker: MosquittoBroker, booths: Callable[..., Booth], collector_factory: Callable[..., Collector]
+) -> None:
     sub = collector_factory(broker)
     booth = booths(broker.port)
     booth.mqtt.start()
@@ -156,8 +162,8 @@ def test_cloud_answer_events_and_failed_sessions(broker, booths, collector_facto
 
 
 def test_results_queued_before_the_clock_is_set_back_an_hour_arrive_at_once_in_order(
-    broker, booths, collector_factory
-):
+    broker: MosquittoBroker, booths: Callable[..., Booth], collector_factory: Callable[..., Collector]
+) -> None:
     # A Pi has no clock of its own: NTP (or a person) may set it back after results were queued.
     clock = SteppedClock()
     booth = booths(broker.port, clock=clock)
@@ -172,7 +178,12 @@ def test_results_queued_before_the_clock_is_set_back_an_hour_arrive_at_once_in_o
     assert wait(lambda: booth.mqtt.depth() == 0)
 
 
-def test_broker_outage_20_sessions_arrive_in_order_none_lost(broker, booths, collector_factory, caplog):
+def test_broker_outage_20_sessions_arrive_in_order_none_lost(
+    broker: MosquittoBroker,
+    booths: Callable[..., Booth],
+    collector_factory: Callable[..., Collector],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     booth = booths(broker.port, max_inflight=5, max_queued=10, outage_reminder_s=3600)
     booth.mqtt.start()
     assert booth.mqtt.link.wait_connected(10)
@@ -203,7 +214,9 @@ def test_broker_outage_20_sessions_arrive_in_order_none_lost(broker, booths, col
     assert sub.wait_for(drained)
 
 
-def test_restart_with_undelivered_results_delivers_them_after_the_restart(broker, booths, collector_factory):
+def test_restart_with_undelivered_results_delivers_them_after_the_restart(
+    broker: MosquittoBroker, booths: Callable[..., Booth], collector_factory: Callable[..., Collector]
+) -> None:
     broker.stop()
     first = booths(broker.port)
     first.mqtt.start()
@@ -219,7 +232,9 @@ def test_restart_with_undelivered_results_delivers_them_after_the_restart(broker
     assert wait(lambda: second.mqtt.depth() == 0)
 
 
-def test_state_is_retained_and_republished_on_reconnect(broker, booths, collector_factory):
+def test_state_is_retained_and_republished_on_reconnect(
+    broker: MosquittoBroker, booths: Callable[..., Booth], collector_factory: Callable[..., Collector]
+) -> None:
     booth = booths(broker.port)
     booth.mqtt.start()
     assert booth.mqtt.link.wait_connected(10)
@@ -243,7 +258,9 @@ def test_state_is_retained_and_republished_on_reconnect(broker, booths, collecto
     assert again.on(f"{PREFIX}/available")[-1] == b"online"
 
 
-def test_clean_stop_says_stopped(broker, booths, collector_factory):
+def test_clean_stop_says_stopped(
+    broker: MosquittoBroker, booths: Callable[..., Booth], collector_factory: Callable[..., Collector]
+) -> None:
     booth = booths(broker.port)
     booth.mqtt.start()
     assert booth.mqtt.link.wait_connected(10)
@@ -254,7 +271,9 @@ def test_clean_stop_says_stopped(broker, booths, collector_factory):
 
 
 @pytest.mark.parametrize("policy", ["drop-oldest", "drop-newest"])
-def test_outbox_bound_policy_and_outbox_full_event(broker, booths, policy):
+def test_outbox_bound_policy_and_outbox_full_event(
+    broker: MosquittoBroker, booths: Callable[..., Booth], policy: str
+) -> None:
     broker.stop()
     booth = booths(broker.port, outbox_max_rows=3, outbox_full_policy=policy)
     heard = []
@@ -274,7 +293,9 @@ def test_outbox_bound_policy_and_outbox_full_event(broker, booths, policy):
     assert event["dropped_session_ids"] == [ids[0] if policy == "drop-oldest" else ids[3]]
 
 
-def test_home_assistant_discovery_when_enabled(broker, booths, collector_factory):
+def test_home_assistant_discovery_when_enabled(
+    broker: MosquittoBroker, booths: Callable[..., Booth], collector_factory: Callable[..., Collector]
+) -> None:
     booth = booths(broker.port, ha_discovery=True)
     live = collector_factory(broker, "homeassistant/#")
     booth.mqtt.start()
@@ -289,8 +310,11 @@ def test_home_assistant_discovery_when_enabled(broker, booths, collector_factory
 
 
 def test_an_inflight_slot_whose_puback_never_comes_is_freed_and_the_result_sent_again(
-    broker, booths, collector_factory, caplog
-):
+    broker: MosquittoBroker,
+    booths: Callable[..., Booth],
+    collector_factory: Callable[..., Collector],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     sub = collector_factory(broker)
     booth = booths(broker.port, inflight_timeout_s=1.0)
     booth.mqtt.start()
@@ -308,7 +332,9 @@ def test_an_inflight_slot_whose_puback_never_comes_is_freed_and_the_result_sent_
     assert len(copies) >= 2  # at-least-once: the first send and the one after its slot expired
 
 
-def test_a_backlog_flush_holds_at_most_one_result_whose_delivery_is_unrecorded(broker, booths):
+def test_a_backlog_flush_holds_at_most_one_result_whose_delivery_is_unrecorded(
+    broker: MosquittoBroker, booths: Callable[..., Booth]
+) -> None:
     """A kill at any moment of a flush re-sends at most one result: the one whose PUBACK is unrecorded."""
     booth = booths(broker.port)
     booth.mqtt.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def _ca_and_server(folder: Path, name: str) -> tuple[Path, Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def secured_broker():
+def secured_broker() -> Iterator[tuple[MosquittoBroker, Path, Path]]:
     assert shutil.which("openssl") and shutil.which("mosquitto_passwd"), "run tools/setup.sh"
     # Started as root, mosquitto reads these files as the `mosquitto` user: they must be readable
     # by others, which pytest's private temp folders are not.
@@ -126,16 +127,18 @@ def _config(broker: MosquittoBroker, ca: Path, password: str) -> MqttConfig:
     )
 
 
-def test_tls_with_the_brokers_ca_and_the_right_password_connects(secured_broker) -> None:
+def test_tls_with_the_brokers_ca_and_the_right_password_connects(
+    secured_broker: tuple[MosquittoBroker, Path, Path],
+) -> None:
     broker, ca, _ = secured_broker
     assert _connects(_config(broker, ca, "s3cret"), 20)
 
 
-def test_wrong_password_is_refused(secured_broker) -> None:
+def test_wrong_password_is_refused(secured_broker: tuple[MosquittoBroker, Path, Path]) -> None:
     broker, ca, _ = secured_broker
     assert _failure(_config(broker, ca, "wrong")) == "broker refused the connection: Not authorized"
 
 
-def test_a_broker_certificate_from_another_ca_is_refused(secured_broker) -> None:
+def test_a_broker_certificate_from_another_ca_is_refused(secured_broker: tuple[MosquittoBroker, Path, Path]) -> None:
     broker, _, other_ca = secured_broker
     assert "certificate verify failed" in _failure(_config(broker, other_ca, "s3cret"))

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
 from edge.daemon.notify import Notifier, watchdog_interval_s
 
 
-def test_messages_arrive_as_datagrams(notify_socket) -> None:
+def test_messages_arrive_as_datagrams(notify_socket: tuple[Path, socket.socket]) -> None:
     path, sock = notify_socket
     notifier = Notifier(str(path))
     assert notifier.ready("ready: booth x")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from tests.clock_support import SteppedClock
 
 
 @pytest.fixture
-def parts(tmp_path: Path):
+def parts(tmp_path: Path) -> Iterator[tuple[Outbox, SessionStore, list[dict]]]:
     db = Database(tmp_path / "spool.db")
     heard: list[dict] = []
     events = EventBus("b")
@@ -41,7 +42,9 @@ def fill(outbox: Outbox, store: SessionStore, channel: str, count: int) -> list[
     return ids
 
 
-def test_an_ordered_channel_lets_nothing_overtake_a_row_waiting_for_its_retry(parts) -> None:
+def test_an_ordered_channel_lets_nothing_overtake_a_row_waiting_for_its_retry(
+    parts: tuple[Outbox, SessionStore, list[dict]],
+) -> None:
     outbox, store, _ = parts
     ids = fill(outbox, store, "mqtt", 3)
     first = outbox.claim_due("mqtt", 3)
@@ -53,7 +56,7 @@ def test_an_ordered_channel_lets_nothing_overtake_a_row_waiting_for_its_retry(pa
     assert outbox.depth("mqtt") == 2
 
 
-def test_an_unordered_channel_goes_on_past_a_failing_row(parts) -> None:
+def test_an_unordered_channel_goes_on_past_a_failing_row(parts: tuple[Outbox, SessionStore, list[dict]]) -> None:
     outbox, store, _ = parts
     ids = fill(outbox, store, "cloud", 3)
     first = outbox.claim_due("cloud", 1)[0]
@@ -63,7 +66,9 @@ def test_an_unordered_channel_goes_on_past_a_failing_row(parts) -> None:
     assert [row.session_id for row in outbox.claim_due("cloud", 1, first=frozenset({ids[2]}))] == [ids[2]]
 
 
-def test_retry_counts_attempts_backs_off_and_honours_retry_after(parts) -> None:
+def test_retry_counts_attempts_backs_off_and_honours_retry_after(
+    parts: tuple[Outbox, SessionStore, list[dict]],
+) -> None:
     outbox, store, _ = parts
     fill(outbox, store, "cloud", 1)
     row = outbox.claim_due("cloud", 1)[0]

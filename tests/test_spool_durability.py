@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from edge.spool import sessions
 from edge.spool.db import Database
 from edge.spool.files import atomic_write
 from edge.spool.outbox import Outbox
-from edge.spool.retention import Retention
+from edge.spool.retention import Retention, Sweeper
 from edge.spool.sessions import SessionRecord, SessionStore
 from tests.booth_support import VALID_IMEI
 
@@ -41,7 +41,7 @@ def outbox_of(store: SessionStore) -> Outbox:
     return Outbox(store.db, EventBus("b"), [mqtt_channel(MqttConfig(), threading.Event())])
 
 
-def retention_of(store: SessionStore, config: StorageConfig, **kwargs) -> Retention:
+def retention_of(store: SessionStore, config: StorageConfig, **kwargs: Sequence[Sweeper]) -> Retention:
     return Retention(store, config, EventBus("b"), outbox_of(store), store.journal, **kwargs)
 
 
