@@ -21,7 +21,7 @@ from edge.spool.files import atomic_write
 from edge.spool.outbox import Outbox
 from edge.spool.retention import Retention, Sweeper
 from edge.spool.sessions import SessionRecord, SessionStore
-from tests.booth_support import VALID_IMEI
+from tests.booth_support import VALID_IMEI, wait_for
 
 
 def test_database_is_wal_with_full_sync(store: SessionStore) -> None:
@@ -125,6 +125,26 @@ def test_unfinished_sessions_are_listed_for_recovery(store: SessionStore) -> Non
     b = store.create(VALID_IMEI, "test")
     store.finish(b.id, "failed", None, reason="x")
     assert [s.id for s in store.unfinished()] == [a.id]
+
+
+def test_retention_sweeps_on_a_worker_of_its_own_every_interval_until_stopped(store: SessionStore) -> None:
+    swept: list[float] = []
+
+    def sweeper(now: float) -> int:
+        swept.append(now)
+        return 0
+
+    retention = retention_of(store, StorageConfig(sweep_interval_s=0.2), sweepers=[sweeper])
+    assert [w.name for w in retention.workers] == ["retention"]
+    retention.start()
+    try:
+        wait_for(lambda: len(swept) >= 3, timeout=30)  # at start, then every interval
+    finally:
+        retention.stop()
+    assert not retention.worker.alive()
+    after = len(swept)
+    time.sleep(0.5)
+    assert len(swept) == after
 
 
 def test_retention_deletes_only_delivered_sessions(store: SessionStore) -> None:

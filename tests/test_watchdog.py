@@ -30,6 +30,7 @@ SIM_KEY = "watchdog-key"
 # The API server goes last: /healthz is asked through it after each of the others.
 KILL_ORDER = [
     "session-worker",
+    "retention",
     "control-socket",
     "mqtt-outbox",
     "mqtt-commands",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from edge.config.root import AppConfig
 from edge.daemon.notify import Notifier, watchdog_interval_s
@@ -51,8 +50,6 @@ def watchdog_tick(daemon: Daemon, notifier: Notifier, was_down: list[str]) -> li
 
 def _main_loop(daemon: Daemon, notifier: Notifier, stop: threading.Event) -> None:
     tick = min(watchdog_interval_s() or DEFAULT_TICK_S, DEFAULT_TICK_S)
-    sweep_every = daemon.config.storage.sweep_interval_s
-    next_sweep = 0.0
     last_status = ""
     was_down: list[str] = []
     while not stop.wait(tick):
@@ -65,9 +62,3 @@ def _main_loop(daemon: Daemon, notifier: Notifier, stop: threading.Event) -> Non
         if status != last_status:
             notifier.status(status)
             last_status = status
-        if time.monotonic() >= next_sweep:
-            try:
-                daemon.retention.sweep()
-            except Exception:
-                logger.exception("retention sweep failed")
-            next_sweep = time.monotonic() + sweep_every

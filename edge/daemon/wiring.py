@@ -178,7 +178,7 @@ def build(
     )
     desk = TechnicianDesk(config, store, outbox, events, status, booth.rig, booth.grading, LastError())
     events.subscribe(desk.recent)
-    parts: list[Part] = [ControlSocket(booth, control_socket_path(config))]
+    parts: list[Part] = [retention, ControlSocket(booth, control_socket_path(config))]
     if config.triggers.button or config.triggers.drawer:
         parts.append(GpioTriggers(config.triggers, booth.trigger_armed))
     mqtt = None

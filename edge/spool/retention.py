@@ -19,6 +19,7 @@ from edge.spool.files import FileJournal
 from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionStore
 from edge.statuses import SETTLED, sql_list
+from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,23 @@ class Retention:
         self.outbox = outbox
         self.journal = journal
         self._sweepers = (outbox.prune, *sweepers)
+        # A worker of its own: a long sweep never holds up the watchdog's pings, and a sweep that
+        # keeps failing backs off like any worker.
+        self.worker = Worker("retention", self._step)
+
+    @property
+    def workers(self) -> list[Worker]:
+        return [self.worker]
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    def _step(self) -> float:
+        self.sweep()
+        return self.config.sweep_interval_s
 
     def free_mb(self) -> float:
         return shutil.disk_usage(self.store.images_root).free / MB
