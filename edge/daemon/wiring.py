@@ -24,8 +24,13 @@ from edge.daemon.technician import LastError, TechnicianDesk
 from edge.events import EventBus
 from edge.grade.pipeline import Grader
 from edge.mirror import CloudMirror, CloudQueue, cloud_channel
+from edge.mirror.channel import CHANNEL as CLOUD
+from edge.mirror.channel import DEPTH_KEY as CLOUD_DEPTH_KEY
 from edge.mirror.client import CloudClient
 from edge.publish import MqttResults, MqttService, mqtt_channel
+from edge.publish.publisher import CHANNEL as MQTT
+from edge.publish.publisher import CONNECTED_KEY as MQTT_CONNECTED_KEY
+from edge.publish.publisher import DEPTH_KEY as MQTT_DEPTH_KEY
 from edge.spool.db import Database
 from edge.spool.outbox import Outbox
 from edge.spool.reserve import DiskReserve
@@ -199,9 +204,9 @@ def build(
     status.probe("disk_problem", booth.disk_problem)
     status.probe("cameras", lambda: dict(booth.rig.camera_state))
     status.probe("sessions", store.count_by_status)
-    status.probe("mqtt_outbox_depth", lambda: outbox.depth("mqtt"))
-    status.probe("cloud_outbox_depth", lambda: outbox.depth("cloud"))
-    status.probe("mqtt_connected", lambda: mqtt is not None and mqtt.connected)
+    status.probe(MQTT_DEPTH_KEY, lambda: outbox.depth(MQTT))
+    status.probe(CLOUD_DEPTH_KEY, lambda: outbox.depth(CLOUD))
+    status.probe(MQTT_CONNECTED_KEY, lambda: mqtt is not None and mqtt.connected)
     status.probe(WORKERS_KEY, lambda: _worker_states(daemon))
 
     return daemon

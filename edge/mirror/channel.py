@@ -31,6 +31,7 @@ from edge.timefmt import utc_iso
 logger = logging.getLogger(__name__)
 
 CHANNEL = "cloud"
+DEPTH_KEY = "cloud_outbox_depth"  # in the status, beside the MQTT outbox's
 COMPONENT = "cloud_outbox"
 MIRRORED_STATUSES = frozenset({"graded", "retake", "review"})
 
