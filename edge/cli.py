@@ -238,7 +238,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 # The cloud simulator, the photo renderer and the training script are development tools: the
 # production install leaves them out (see pyproject.toml), a development install has them.
-DEV_TOOLS_HINT = "is a development tool, not in a production install: pip install -e '.[dev]' in a clone"
+DEV_TOOLS_HINT = "is a development tool, not in a production install: pip install -e '.[{extras}]' in a clone"
 
 
 def cmd_cloud_sim(args: argparse.Namespace) -> int:
@@ -248,7 +248,7 @@ def cmd_cloud_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_dev_tool_missing(args: argparse.Namespace) -> int:
-    sys.stderr.write(f"edge-grader {args.command} {DEV_TOOLS_HINT}\n")
+    sys.stderr.write(f"edge-grader {args.command} {DEV_TOOLS_HINT.format(extras='dev')}\n")
     return 2
 
 
@@ -259,7 +259,7 @@ def train_main() -> int:
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("edge."):
             raise
-        sys.stderr.write(f"edge-grader-train {DEV_TOOLS_HINT}\n")
+        sys.stderr.write(f"edge-grader-train {DEV_TOOLS_HINT.format(extras='dev,train')}\n")
         return 2
     try:
         return int(train() or 0)
@@ -330,7 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    # A development tool's options are unknown where the tool is not installed: say so, not argparse.
+    if unknown and args.func is not cmd_dev_tool_missing:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return int(args.func(args))
 
 

@@ -43,16 +43,21 @@ def test_shipped_configs_are_valid(name: str, tmp_path: Path) -> None:
     assert "ok" in result.stdout
 
 
+def _models(annotation: object) -> list[type[BaseModel]]:
+    """The config models an annotation holds: itself, a union's members, a table's values."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+
+
 def _keys(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
-    """(dotted key, name) of every setting; tables keyed by the user's names (cameras, lights,
-    rig sections) are the example's own and are left out."""
+    """(dotted key, name) of every setting, each camera backend's included; ``*`` stands for a
+    name the user gives (a camera, a light, a section)."""
     out = []
     for name, field in model.model_fields.items():
-        if typing.get_origin(field.annotation) is dict:
-            continue
-        tables = [a for a in typing.get_args(field.annotation) or (field.annotation,)
-                  if isinstance(a, type) and issubclass(a, BaseModel)]  # fmt: skip
-        out += _keys(tables[0], f"{prefix}{name}.") if tables else [(prefix + name, name)]
+        table = "*." if typing.get_origin(field.annotation) is dict else ""
+        models = _models(field.annotation)
+        out += [k for m in models for k in _keys(m, f"{prefix}{name}.{table}")] or [(prefix + name, name)]
     return out
 
 

@@ -57,3 +57,13 @@ def test_training_without_the_train_extra_says_what_to_install() -> None:
     train = _train_main()
     assert train.returncode == 2, train.stderr
     assert "edge-grader-train needs the train extra (keras is missing): pip install -e '.[dev,train]'" in train.stderr
+
+
+@pytest.mark.parametrize("argv", [["cloud-sim"], ["cloud-sim", "--port", "8091", "--key", "k"]])
+def test_a_production_install_says_the_simulator_is_a_development_tool_whatever_its_options(argv: list[str]) -> None:
+    # As where the wheel left edge.cloudsim out: importing it fails.
+    code = f"import sys; sys.modules['edge.cloudsim'] = None; from edge.cli import main; sys.exit(main({argv!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 2, done.stderr
+    hint = "is a development tool, not in a production install: pip install -e '.[dev]' in a clone"
+    assert done.stderr.strip() == f"edge-grader cloud-sim {hint}"
