@@ -87,6 +87,8 @@ def test_customer_grades_a_phone_and_sees_grade_sections_and_overlays(
             by_id(driver, "imei").send_keys("\n")
             assert httpx.get(f"{base}/api/sessions", timeout=30).json()["sessions"] == []
 
+            type_imei(driver, "49 015420-323751 8")  # as printed on a box: spaces and dashes are not digits
+            assert by_id(driver, "imei-hint").text == "IMEI is valid"
             type_imei(driver, VALID_IMEI)
             assert by_id(driver, "imei-hint").text == "IMEI is valid"
             by_id(driver, "grade").click()
@@ -187,6 +189,20 @@ def test_technician_confirms_a_review_and_the_decision_is_published(
                 lambda d: (state_item(d, "broker").text, state_item(d, "broker").get_attribute("class"))
                 == ("DISCONNECTED", "bad"),
             )
+
+            # Back to the customer's view: the decision reached the customer's screen, and the
+            # technician's panel locked behind them, whether or not Lock was pressed.
+            by_id(driver, "tech-toggle").click()
+            wait_until(driver, lambda d: by_id(d, "grade-letter").text == provisional)
+            assert by_id(driver, "result-text").text == "Your phone's grade"
+            by_id(driver, "tech-toggle").click()
+            assert by_id(driver, "unlock").is_displayed() and not by_id(driver, "tech-panels").is_displayed()
+            assert driver.execute_script("return sessionStorage.getItem('booth-key')") is None
+            by_id(driver, "tech-key").send_keys(KEY)
+            by_id(driver, "tech-unlock").click()
+            wait_until(driver, lambda d: by_id(d, "tech-panels").is_displayed())
+            by_id(driver, "tech-lock").click()
+            assert by_id(driver, "unlock").is_displayed() and not by_id(driver, "tech-panels").is_displayed()
     finally:
         daemon.stop()
         collector.close()

@@ -3,6 +3,11 @@
 const POLL_MS = 800;
 // After the result, delivery to the store system and the cloud is followed this long at most.
 const DELIVERY_WAIT_MS = 60000;
+// A result waiting for a technician is followed until it is decided, at this pace.
+const REVIEW_POLL_MS = 3000;
+// The booth unreachable this many polls in a row: the customer is told, and it is asked again.
+const QUIET_POLLS = 5;
+const CONFIG_RETRY_MS = 3000;
 const FINAL = new Set(["graded", "retake", "review", "failed"]);
 const SETTLED = new Set(["done", "dead", "dropped"]);
 
@@ -46,10 +51,10 @@ function shortReason(text) {
 const Kiosk = {
   config: null,
   imei: "",
+  following: null, // the session this screen shows; a poll of any other stops
+  busy: false,
 
-  async start() {
-    this.config = await api("/api/kiosk/config");
-    $("booth-name").textContent = `Trade-in booth ${this.config.booth_id}`;
+  start() {
     $("imei").addEventListener("input", () => this.checkImei());
     $("imei").addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !$("grade").disabled) this.grade();
@@ -58,12 +63,32 @@ const Kiosk = {
     $("retake").addEventListener("click", () => this.grade());
     $("again").addEventListener("click", () => this.reset());
     $("zoom").addEventListener("click", () => { $("zoom").hidden = true; });
-    this.checkImei();
     $("imei").focus();
+    this.loadConfig();
+  },
+
+  // The screen may come up before the booth does: it asks again until the booth answers.
+  async loadConfig() {
+    try {
+      this.config = await api("/api/kiosk/config");
+    } catch (err) {
+      $("start-error").textContent = "The booth is not answering yet. Trying again…";
+      $("start-error").hidden = false;
+      setTimeout(() => this.loadConfig(), CONFIG_RETRY_MS);
+      return;
+    }
+    $("start-error").hidden = true;
+    $("booth-name").textContent = `Trade-in booth ${this.config.booth_id}`;
+    this.checkImei();
   },
 
   checkImei() {
-    const value = $("imei").value.trim();
+    // Spaces and dashes as printed on a box or a settings screen are not part of the IMEI.
+    const value = $("imei").value.replace(/[\s-]/g, "");
+    if (!this.config) {
+      $("grade").disabled = true;
+      return null;
+    }
     const reason = BoothImei.check(value, this.config.imei_check);
     $("imei-hint").textContent = reason ? shortReason(reason) : "IMEI is valid";
     $("imei-hint").className = reason && value ? "hint bad" : reason ? "hint" : "hint good";
@@ -72,11 +97,15 @@ const Kiosk = {
   },
 
   async grade() {
+    // One request at a time: a second tap while the first is on its way would only be refused.
+    if (this.busy) return;
     const imei = this.imei && !$("result").hidden ? this.imei : this.checkImei();
     if (!imei) return;
+    this.busy = true;
     this.imei = imei;
     $("start-error").hidden = true;
     $("grade").disabled = true;
+    $("retake").disabled = true;
     let session;
     try {
       session = await api("/api/kiosk/sessions", {
@@ -85,35 +114,53 @@ const Kiosk = {
         body: JSON.stringify({ imei }),
       });
     } catch (err) {
-      $("start-error").textContent = err.message;
-      $("start-error").hidden = false;
+      const where = $("result").hidden ? "start-error" : "result-text";
+      $(where).textContent = `The booth could not start: ${shortReason(err.message)}. Please try again.`;
+      $(where).hidden = false;
       $("grade").disabled = false;
       return;
+    } finally {
+      this.busy = false;
+      $("retake").disabled = false;
     }
     $("enter").hidden = true;
     $("result").hidden = true;
     $("progress").hidden = false;
-    this.follow(session.sessionId, null);
+    $("progress-note").hidden = true;
+    this.following = session.sessionId;
+    this.follow(session.sessionId, null, null, 0);
   },
 
-  async follow(sessionId, finishedAt) {
+  async follow(sessionId, finishedAt, shown, misses) {
+    if (this.following !== sessionId) return;
     let view;
     try {
       view = await api(`/api/sessions/${sessionId}`);
     } catch (err) {
-      setTimeout(() => this.follow(sessionId, finishedAt), POLL_MS);
+      if (this.following !== sessionId) return;
+      if (misses + 1 >= QUIET_POLLS && !$("progress").hidden) {
+        $("progress-note").textContent = "The booth is not answering. Your phone's photos are kept; still trying…";
+        $("progress-note").hidden = false;
+      }
+      setTimeout(() => this.follow(sessionId, finishedAt, shown, misses + 1), POLL_MS);
       return;
     }
+    if (this.following !== sessionId) return;
+    $("progress-note").hidden = true;
     this.showProgress(view);
     const final = FINAL.has(view.status);
-    if (final && finishedAt === null) {
-      finishedAt = Date.now();
+    if (final && finishedAt === null) finishedAt = Date.now();
+    // A technician's decision turns a review into a grade: the screen shows it when it comes.
+    if (final && view.status !== shown) {
       this.showResult(view);
+      shown = view.status;
     }
     const delivery = view.delivery || {};
     const settled = ["mqtt", "cloud"].every((c) => !delivery[c] || SETTLED.has(delivery[c]));
     if (!final || (!settled && Date.now() - finishedAt < DELIVERY_WAIT_MS)) {
-      setTimeout(() => this.follow(sessionId, finishedAt), POLL_MS);
+      setTimeout(() => this.follow(sessionId, finishedAt, shown, 0), POLL_MS);
+    } else if (view.status === "review") {
+      setTimeout(() => this.follow(sessionId, finishedAt, shown, 0), REVIEW_POLL_MS);
     }
   },
 
@@ -154,7 +201,9 @@ const Kiosk = {
     if (!result) {
       letter.textContent = "!";
       letter.className = "failed";
-      text.textContent = `The booth could not grade this phone: ${view.reason || "see the technician"}`;
+      text.textContent = "The booth could not grade this phone. Please try again, or ask a member of staff.";
+      sections.append(el("p", { class: "hint" }, `(${view.reason || "no reason given"})`));
+      $("retake").hidden = false;
       return;
     }
     if (result.status === "graded") {
@@ -168,17 +217,17 @@ const Kiosk = {
     } else {
       letter.textContent = "↺";
       letter.className = "retake";
-      const which = Object.entries(result.analysis)
-        .filter(([, a]) => a.status === "retake")
-        .map(([name, a]) => `${name}: ${a.reason}`);
-      text.textContent = `Please retake the photos. ${which.join("; ")}`;
+      text.textContent = "Please retake the photos: what to change is below.";
       $("retake").hidden = false;
     }
+    // Dirt is not damage: the grade stands, and cleaning the glass and taking the photos again is offered.
+    const recommendations = Object.values(result.analysis).flatMap((a) => a.recommendations);
+    if (recommendations.some((r) => r.includes("retake"))) $("retake").hidden = false;
     for (const [name, analysis] of Object.entries(result.analysis)) {
       const card = el("div", { class: "section" },
         el("h3", {}, name, el("span", { class: "score" }, analysis.status === "retake" ? "retake" : `${analysis.score}/100`)));
-      const words = [...analysis.issues, ...analysis.recommendations];
-      if (analysis.status === "retake") words.unshift(analysis.reason);
+      // A section to retake says why once: its recommendation repeats the reason.
+      const words = analysis.status === "retake" ? [analysis.reason] : [...analysis.issues, ...analysis.recommendations];
       const list = el("ul");
       for (const w of words.length ? words : ["No issues found"]) list.append(el("li", {}, w));
       card.append(list);
@@ -190,8 +239,10 @@ const Kiosk = {
   },
 
   reset() {
+    this.following = null;
     this.imei = "";
     $("imei").value = "";
+    $("start-error").hidden = true;
     $("result").hidden = true;
     $("progress").hidden = true;
     $("enter").hidden = false;
@@ -200,9 +251,4 @@ const Kiosk = {
   },
 };
 
-document.addEventListener("DOMContentLoaded", () => {
-  Kiosk.start().catch((err) => {
-    $("start-error").textContent = `The booth does not answer: ${err.message}`;
-    $("start-error").hidden = false;
-  });
-});
+document.addEventListener("DOMContentLoaded", () => Kiosk.start());

@@ -33,8 +33,8 @@ const Tech = {
     $("tech").hidden = !show;
     $("customer").hidden = show;
     $("tech-toggle").textContent = show ? "Customer" : "Technician";
-    if (show && this.key()) this.unlock(this.key());
-    if (!show) this.stopRefresh();
+    // Back to the customer's view, the panel locks: the next person at the screen is a customer.
+    if (!show) this.lock();
   },
 
   async unlock(key) {
