@@ -213,7 +213,7 @@ const Kiosk = {
     } else if (result.status === "review") {
       letter.textContent = "?";
       letter.className = "review";
-      text.textContent = "A technician will check the screen by eye before the grade is final.";
+      text.textContent = "A technician will check the phone by eye before the grade is final.";
     } else {
       letter.textContent = "↺";
       letter.className = "retake";
