@@ -96,7 +96,7 @@ class Booth:
         self._stopping = threading.Event()
         # Failures the full disk would not let us write yet: session id -> reason.
         self._unrecorded: dict[str, str] = {}
-        self._disk_problem: str | None = None  # as last seen while idle
+        self._disk_was_low = False  # as last seen while idle
         self.worker = Worker("session-worker", self._step)
         status.set("booth_id", config.booth.id)
         status.set("activity", "starting")
@@ -359,15 +359,15 @@ class Booth:
         of a disk that turned low (or fine) before a customer's trigger meets it."""
         for session_id, reason in list(self._unrecorded.items()):
             self._fail(session_id, reason)
-        if not self._unrecorded and not self.retention.disk_low():
-            self.reserve.hold()
         problem = self.disk_problem()
-        if (problem is None) != (self._disk_problem is None):
+        if problem is None:
+            self.reserve.hold()
+        if (problem is not None) != self._disk_was_low:
+            self._disk_was_low = problem is not None
             if problem is not None:
                 logger.warning("%s: new sessions are refused", problem)
                 self.events.emit("disk_low", free_mb=round(self.retention.free_mb(), 1), source="watch")
             self.status.touch()  # disk_problem is a probe: the state is published again
-        self._disk_problem = problem
 
     def disk_problem(self, writing: int = 0) -> str | None:
         """Why the disk stops new sessions (or a write of ``writing`` bytes), or None (shown by /healthz)."""

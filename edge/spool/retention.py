@@ -66,9 +66,6 @@ class Retention:
     def free_mb(self) -> float:
         return shutil.disk_usage(self.store.images_root).free / MB
 
-    def disk_low(self) -> bool:
-        return self.free_mb() < self.config.min_free_mb
-
     def images_mb(self) -> float:
         row = self.store.db.connection().execute("SELECT COALESCE(SUM(size), 0) FROM images").fetchone()
         return int(row[0]) / MB
