@@ -4,7 +4,9 @@ grading code, against the same session graded from its stored JPEGs (the recover
 Each figure runs in a child process of its own, so its peak RSS is that path's alone:
 
 - grader from frames: the six frames already in memory, ``Grader.grade`` only; per photo against a
-  bare invoke of the model (the issue's "per-photo cost / bare invoke");
+  bare invoke of the model (the issue's "per-photo cost / bare invoke"), and the least that ratio
+  could be for the CPU time the session took, were every core busy throughout, and for the work
+  every photo needs however the phone is found (``fixed_work``);
 - booth from frames: ``SessionGrading.capture_and_finish`` with a stand-in camera (a process of its
   own) that hands out a new 4056x3040 frame per shot (as picamera2's ``make_array`` does), the spool
   on a temporary folder
@@ -174,6 +176,44 @@ def operations(photos: list[bytes], threads: int, repeat: int, replay: bool) -> 
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def fixed_work(shots: list[tuple[str, bytes]], repeat: int) -> dict[str, float]:
+    """Median CPU ms, on one core, of the operations every photo needs however the phone is found
+    and checked: the frame brought to the grading scale, warped to the model's input, the model,
+    and the overlay the result carries."""
+    from edge.config.model import GradingConfig, ModelConfig
+    from edge.grade.decode import reduce_frame
+    from edge.grade.locate import canonical_transform, locate
+    from edge.grade.overlay import overlay_base
+    from edge.grade.runtime import Runtime
+
+    cv2.setNumThreads(1)
+    cfg = GradingConfig()
+    runtime = Runtime(ModelConfig(threads=1))
+    size, margin = runtime.meta.canonical_size, runtime.meta.margin
+    times: dict[str, list[float]] = {}
+
+    def cpu(name: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        t = time.process_time()
+        out = fn(*args, **kw)
+        times.setdefault(name, []).append((time.process_time() - t) * 1000)
+        return out
+
+    frames = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) for _, b in shots]
+    for _ in range(repeat):
+        for frame in frames:
+            image = cpu("reduce", reduce_frame, frame, cfg.decode_long_side).image
+            loc = locate(image, cfg.min_device_area, cfg.device_aspect)
+            if loc is None:
+                continue
+            m = canonical_transform(loc.quad, size, margin)
+            crop = cpu("warp", cv2.warpAffine, image, m[:2], size, flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+            cpu("invoke", runtime.run, crop)
+            base, _ = cpu("overlay base", overlay_base, image, cfg.overlay_long_side)
+            cpu("overlay encode", cv2.imencode, ".jpg", base, [cv2.IMWRITE_JPEG_QUALITY, cfg.overlay_quality])
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def pi_estimate(ops: dict[str, float], photos: int, factor: float) -> tuple[float, dict[str, float]]:
     """Seconds for a session on a Pi, and each thread's ms per photo there (see the module's doc)."""
     stages = {name: sum(ops.get(op, 0.0) * k for op, k in share.items()) * factor for name, share in PIPELINE.items()}
@@ -193,11 +233,12 @@ def grader_from_frames(
     frames = [(s, cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)) for s, b in shots] if as_frames else shots
     grader = Grader(ModelConfig(threads=threads), GradingConfig())
     grader.grade(frames[:1])
-    walls, stages = [], []
+    walls, cpus, stages = [], [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         result = grader.grade(frames)
         walls.append((time.perf_counter() - t) * 1000)
+        cpus.append((time.process_time() - c) * 1000)
         stages.append(result.timings_ms)
     runtime = Runtime(ModelConfig(threads=threads))
     w, h = runtime.meta.canonical_size
@@ -209,7 +250,10 @@ def grader_from_frames(
         runtime.run(crop)
         invokes.append((time.perf_counter() - t) * 1000)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"walls": walls, "stages": stages, "invoke": statistics.median(invokes), "grade": result.grade, "rss": rss}
+    return {
+        "walls": walls, "cpus": cpus, "stages": stages, "invoke": statistics.median(invokes), "grade": result.grade,
+        "rss": rss,
+    }  # fmt: skip
 
 
 def _booth_parts(folder: Path, threads: int) -> tuple[Any, Any, Any]:
@@ -296,6 +340,17 @@ def main() -> None:
     for stage in SHOT_STAGES:
         print(f"  {stage:<19} {_spread([s[stage] for s in g['stages']])}  (summed over the six photos)")
     print(f"  bare invoke {g['invoke']:.1f} ms; per photo {per_photo:.1f} ms = {per_photo / g['invoke']:.2f} x invoke")
+    # The work itself bounds the ratio: were every core busy for the whole session, a photo would
+    # still take its CPU time shared out over the cores.
+    cores = len(os.sched_getaffinity(0))
+    cpu_photo = statistics.median(g["cpus"]) / 6
+    print(f"  process CPU per photo {cpu_photo:.1f} ms: on {cores} cores always busy, no less than"
+          f" {cpu_photo / cores:.1f} ms per photo = {cpu_photo / cores / g['invoke']:.2f} x invoke")  # fmt: skip
+    fixed = child(fixed_work, shots, args.repeat)
+    floor = sum(fixed.values())
+    print(f"  the work every photo needs, one core ({', '.join(f'{op} {ms:.1f}' for op, ms in fixed.items())}):"
+          f" {floor:.1f} ms CPU; on {cores} cores no less than {floor / cores:.1f} ms per photo ="
+          f" {floor / cores / g['invoke']:.2f} x invoke before the phone is found or the photo checked")  # fmt: skip
     u = child(grader_from_frames, shots, args.threads, args.repeat, False)
     print("\ngrader alone, from the JPEG files (an upload's session: /api/process):")
     print(f"  session             {_spread(u['walls'])}")
