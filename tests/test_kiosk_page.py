@@ -14,7 +14,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
 from edge.imei import InvalidImeiError, validate_imei
-from tests.booth_support import REVIEW_EVERY_CRACK, VALID_IMEI, DaemonProcess, api_base, write_config
+from tests.booth_support import REVIEW_EVERY_CRACK, VALID_IMEI, DaemonProcess, api_base, free_port, write_config
 from tests.browser_support import chromium, screenshot, viewport, wait_until
 from tests.mosquitto_broker import Collector, MosquittoBroker
 
@@ -206,3 +206,33 @@ def test_technician_confirms_a_review_and_the_decision_is_published(
     finally:
         daemon.stop()
         collector.close()
+
+
+def test_a_result_the_store_system_cannot_take_yet_shows_as_queued_once_the_wait_is_over(
+    tmp_path: Path, booth_images: Path
+) -> None:
+    # No broker listens on the port: the result waits in the booth's outbox.
+    mqtt = f'host = "127.0.0.1"\nport = {free_port()}\nreconnect_min_s = 1\nreconnect_max_s = 2'
+    daemon = DaemonProcess(write_config(tmp_path / "cfg", booth_images, mqtt=mqtt)).start()
+    daemon.wait_ready()
+    base = api_base(daemon.config)
+    try:
+        with chromium() as driver:
+            viewport(driver, 800, 480)
+            driver.get(base + "/")
+            wait_until(driver, lambda d: "test-booth" in by_id(d, "booth-name").text)
+            driver.execute_script("Kiosk.deliveryWaitMs = 5000")
+            type_imei(driver, VALID_IMEI)
+            by_id(driver, "grade").click()
+            wait_until(driver, lambda d: by_id(d, "result").is_displayed())
+            delivered = driver.find_element(By.CSS_SELECTOR, '#progress li[data-step="delivered"]')
+            assert delivered.get_attribute("class") == "active"
+            assert not by_id(driver, "progress-note").is_displayed()
+
+            wait_until(driver, lambda d: delivered.get_attribute("class") == "queued")
+            note = by_id(driver, "progress-note")
+            assert note.text == "The result is kept on the booth and goes out as soon as the connection is back."
+            session = httpx.get(f"{base}/api/sessions", timeout=30).json()["sessions"][0]
+            assert (session["status"], session["delivery"]["mqtt"]) == ("graded", "pending")
+    finally:
+        daemon.stop()

@@ -1,13 +1,12 @@
 // The customer's side of the booth's screen: IMEI, Grade, live progress, the result.
 "use strict";
 const POLL_MS = 800;
-// After the result, delivery to the store system and the cloud is followed this long at most.
-const DELIVERY_WAIT_MS = 60000;
 // A result waiting for a technician is followed until it is decided, at this pace.
 const REVIEW_POLL_MS = 3000;
 // The booth unreachable this many polls in a row: the customer is told, and it is asked again.
 const QUIET_POLLS = 5;
 const CONFIG_RETRY_MS = 3000;
+const QUEUED_NOTE = "The result is kept on the booth and goes out as soon as the connection is back.";
 const FINAL = new Set(["graded", "retake", "review", "failed"]);
 const SETTLED = new Set(["done", "dead", "dropped"]);
 
@@ -53,6 +52,9 @@ const Kiosk = {
   imei: "",
   following: null, // the session this screen shows; a poll of any other stops
   busy: false,
+  // After the result, delivery to the store system and the cloud is followed this long at most;
+  // what is still pending then is queued on the booth.
+  deliveryWaitMs: 60000,
 
   start() {
     $("imei").addEventListener("input", () => this.checkImei());
@@ -146,32 +148,35 @@ const Kiosk = {
       return;
     }
     if (this.following !== sessionId) return;
-    $("progress-note").hidden = true;
-    this.showProgress(view);
     const final = FINAL.has(view.status);
     if (final && finishedAt === null) finishedAt = Date.now();
+    const delivery = view.delivery || {};
+    const settled = ["mqtt", "cloud"].every((c) => !delivery[c] || SETTLED.has(delivery[c]));
+    const queued = final && !settled && Date.now() - finishedAt >= this.deliveryWaitMs;
+    this.showProgress(view, queued);
+    // Whoever reads the screen next (often staff) learns that nothing is lost, only waiting.
+    $("progress-note").textContent = queued ? QUEUED_NOTE : "";
+    $("progress-note").hidden = !queued;
     // A technician's decision turns a review into a grade: the screen shows it when it comes.
     if (final && view.status !== shown) {
       this.showResult(view);
       shown = view.status;
     }
-    const delivery = view.delivery || {};
-    const settled = ["mqtt", "cloud"].every((c) => !delivery[c] || SETTLED.has(delivery[c]));
-    if (!final || (!settled && Date.now() - finishedAt < DELIVERY_WAIT_MS)) {
+    if (!final || (!settled && !queued)) {
       setTimeout(() => this.follow(sessionId, finishedAt, shown, 0), POLL_MS);
     } else if (view.status === "review") {
       setTimeout(() => this.follow(sessionId, finishedAt, shown, 0), REVIEW_POLL_MS);
     }
   },
 
-  showProgress(view) {
+  showProgress(view, queued = false) {
     const final = FINAL.has(view.status);
     const delivery = view.delivery || {};
     const states = {
       capturing: view.status === "capturing" ? "active" : "done",
       grading: final ? "done" : view.status === "capturing" ? "" : "active",
-      delivered: this.deliveryState(final, delivery.mqtt),
-      mirrored: this.deliveryState(final, delivery.cloud),
+      delivered: this.deliveryState(final, delivery.mqtt, queued),
+      mirrored: this.deliveryState(final, delivery.cloud, queued),
     };
     for (const li of $("progress").querySelectorAll("li")) {
       li.className = states[li.dataset.step];
@@ -181,10 +186,10 @@ const Kiosk = {
     }
   },
 
-  deliveryState(final, state) {
+  deliveryState(final, state, queued) {
     if (!final) return "";
     if (state === "done") return "done";
-    if (state === "pending") return "active";
+    if (state === "pending") return queued ? "queued" : "active";
     if (!state) return "off";
     return "failed";
   },
