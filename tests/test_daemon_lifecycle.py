@@ -14,7 +14,7 @@ import pytest
 
 from edge.config import load_config
 from edge.config.root import AppConfig
-from edge.daemon.booth import POLL_S
+from edge.daemon.booth import MAX_REGRADES, POLL_S
 from edge.daemon.wiring import Daemon, build
 from edge.errors import TriggerRefusedError
 from edge.spool.db import Database
@@ -133,6 +133,36 @@ def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, boot
         assert set(result["analysis"]) == {"front", "back"}
     finally:
         daemon.stop()
+
+
+def test_a_session_found_unfinished_at_every_start_is_failed_on_the_third_not_regraded_forever(
+    tmp_path: Path, booth_images: Path
+) -> None:
+    # Each start below recovers the session and then dies before grading it, as a daemon does
+    # whose grading of that session runs out of memory or stalls until the watchdog ends it.
+    config_path = write_config(tmp_path / "cfg", booth_images)
+    state = load_config(config_path).booth.state_dir
+    db = Database(state / "spool.db")
+    store = SessionStore(db, state / "images")
+    session = store.create(VALID_IMEI, "cli", status="grading")
+    for section in ("front", "back"):
+        store.add_image(session, section, 0, sorted((booth_images / section).iterdir())[0].read_bytes())
+    db.close()
+    statuses = []
+    for _ in range(MAX_REGRADES + 1):
+        daemon = build(load_config(config_path))
+        try:
+            daemon.booth.recover()
+            record = daemon.booth.store.get(session.id)
+            assert record is not None
+            statuses.append(record.status)
+        finally:
+            daemon.close()
+    assert statuses == ["grading"] * MAX_REGRADES + ["failed"]
+    assert record.reason == "grading was cut short by a restart 3 times, so it is not tried again (2 images kept)"
+    assert record.recoveries == MAX_REGRADES + 1
+    # The photos stay for a person to look at.
+    assert db_rows(state, "SELECT COUNT(*) FROM images WHERE session_id = ?", (session.id,)) == [(2,)]
 
 
 def _listening_booth(tmp_path: Path, booth_images: Path) -> tuple[AppConfig, Daemon, list[dict]]:

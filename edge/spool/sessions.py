@@ -67,6 +67,9 @@ MIGRATIONS = (
     ),
     # v3: a trigger's request_id is looked up, so that sending it again starts no second session.
     "CREATE INDEX sessions_request ON sessions (request_id)",
+    # v4: how many starts found the session unfinished, so one that kills the daemon is not
+    # regraded forever.
+    "ALTER TABLE sessions ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0",
 )
 
 
@@ -100,6 +103,7 @@ class SessionRecord:
     reviewed_by: str | None = None
     review_note: str | None = None
     reviewed_at: float | None = None
+    recoveries: int = 0
 
     @property
     def finished(self) -> bool:
@@ -164,6 +168,15 @@ class SessionStore:
                 "UPDATE sessions SET status = ?, reason = ?, updated_at = ? WHERE id = ?",
                 (status, reason, time.time(), session_id),
             )
+
+    def note_recovery(self, session_id: str) -> int:
+        """Count a start that found the session unfinished, committed before it is taken up again;
+        returns the count."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "UPDATE sessions SET recoveries = recoveries + 1 WHERE id = ? RETURNING recoveries", (session_id,)
+            ).fetchone()
+        return int(row[0])
 
     def add_image(
         self,
