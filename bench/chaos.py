@@ -619,7 +619,7 @@ def disk_booth(root: Path, mount: Path, images: Path, rss: RssWatch) -> Booth:
     state = mount / f"state-{time.monotonic_ns()}"
     state.mkdir()
     (folder / "state").symlink_to(state)
-    return Booth(folder, images, None, None, rss, extra="[storage]\nmin_free_mb = 16\nemergency_free_mb = 8\n")
+    return Booth(folder, images, None, None, rss, extra="[storage]\nmin_free_mb = 16\nemergency_free_mb = 20\n")
 
 
 def run_full_disk(root: Path, images: Path, rss: RssWatch, form: Form, report: Report) -> None:

@@ -25,7 +25,7 @@ from edge.spool.retention import MB
 from tests.booth_support import VALID_IMEI, api_base, wait_for, write_config
 
 DISK_MB = 48
-STORAGE = "\n[storage]\nmin_free_mb = 16\nemergency_free_mb = 8\nreserve_mb = 4\n"
+STORAGE = "\n[storage]\nmin_free_mb = 16\nemergency_free_mb = 20\nreserve_mb = 4\n"
 CHUNK = 256 * 1024
 
 

@@ -198,6 +198,52 @@ def test_retention_quota_removes_oldest_delivered_first(store: SessionStore) -> 
     assert store.get(sessions[2].id) is not None
 
 
+def test_a_disk_filling_with_undelivered_photos_frees_room_before_the_booth_would_refuse_sessions(
+    store: SessionStore,
+) -> None:
+    # Weeks without a network: every result waits, and what the booth keeps fills the disk. Free
+    # disk is that of a 100 MB card holding the images; the booth would refuse sessions under 16 MB.
+    config = StorageConfig(min_free_mb=16, emergency_free_mb=40)
+    retention = retention_of(store, config)
+    events: list[dict] = []
+    retention.events.subscribe(events.append)
+    retention.free_mb = lambda: 100 - retention.images_mb()  # type: ignore[method-assign]
+    sessions = {}
+    for name in ("unsent-old", "review", "delivered", "unsent-new"):
+        session = store.create(VALID_IMEI, "test")
+        store.add_image(session, "front", 0, b"x" * (15 * 1024 * 1024))
+        reviewed = name == "review"
+        store.finish(session.id, "review" if reviewed else "graded", {}, grade=None if reviewed else "A")
+        if name.startswith("unsent"):
+            with store.db.transaction() as conn:
+                retention.outbox.enqueue(conn, "mqtt", session.id, "result", {}, topic="t")
+        store.db.connection().execute(
+            "UPDATE sessions SET created_at = ? WHERE id = ?", (time.time() - 100 + len(sessions), session.id)
+        )
+        sessions[name] = session.id
+
+    def kept() -> dict[str, int | None]:
+        return {n: None if store.get(s) is None else len(store.images(s)) for n, s in sessions.items()}
+
+    assert retention.sweep() == 0  # 40 MB free: nothing goes
+    assert kept() == {"unsent-old": 1, "review": 1, "delivered": 1, "unsent-new": 1}
+
+    later = store.create(VALID_IMEI, "test")
+    store.add_image(later, "front", 0, b"x" * (20 * 1024 * 1024))  # 20 MB free: 20 MB must go
+    assert retention.sweep() == 1
+    # The delivered session first, whole; then the photos (never the row) of the oldest unsent.
+    assert kept() == {"unsent-old": 0, "review": 1, "delivered": None, "unsent-new": 1}
+    assert [(e["type"], e["session_id"], e["waiting"]) for e in events] == [
+        ("retention_emergency", sessions["unsent-old"], "undelivered")
+    ]
+
+    store.add_image(later, "front", 1, b"x" * (40 * 1024 * 1024))  # 10 MB free: a review's photos go last
+    retention.sweep()
+    assert kept() == {"unsent-old": 0, "review": 0, "delivered": None, "unsent-new": 0}
+    assert [e["session_id"] for e in events[1:]] == [sessions["unsent-new"], sessions["review"]]
+    assert retention.free_mb() >= config.emergency_free_mb
+
+
 def test_retention_runs_component_sweepers_with_the_sweep_time(store: SessionStore) -> None:
     seen: list[float] = []
     retention = retention_of(store, StorageConfig(), sweepers=[lambda now: seen.append(now) or 0])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StorageConfig(BaseModel):
@@ -17,9 +17,10 @@ class StorageConfig(BaseModel):
         description="disk kept back in a file and given up when the disk fills, so failures can still be recorded",
     )
     emergency_free_mb: int = Field(
-        default=128,
+        default=1024,
         ge=8,
-        description="below this, images of sessions not yet mirrored may be deleted (logged and published)",
+        description="below this free disk (above min_free_mb), delivered sessions go early, then images of"
+        " undelivered sessions and of reviews, oldest first (logged and published)",
     )
     upload_ttl_h: float = Field(
         default=24.0, gt=0, description="images uploaded through /api/upload but never processed are kept this long"
@@ -29,3 +30,15 @@ class StorageConfig(BaseModel):
     jpeg_threads: int = Field(
         default=2, ge=1, le=8, description="cores encoding one camera photo's JPEG, in horizontal bands"
     )
+
+    @model_validator(mode="after")
+    def _emergency_before_refusal(self) -> StorageConfig:
+        # Under min_free_mb the booth takes no sessions, so its own photos stop filling the disk
+        # there: an emergency set lower would never come, and a booth offline for weeks would
+        # refuse every customer until the network returned.
+        if self.emergency_free_mb <= self.min_free_mb:
+            raise ValueError(
+                f"emergency_free_mb ({self.emergency_free_mb}) must be above min_free_mb ({self.min_free_mb}):"
+                " undelivered photos must make room before the booth refuses sessions"
+            )
+        return self

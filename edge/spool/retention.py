@@ -1,7 +1,11 @@
 """Retention by age and by disk quota, deleting only what the outbox has delivered.
 
-Sessions with a row still waiting in any outbox channel keep their images until delivered, unless
-the disk is about to run out (the emergency policy), which is logged and published as an event.
+Sessions with a row still waiting in any outbox channel, and sessions waiting for a technician's
+review, keep their images, unless free disk falls under ``emergency_free_mb`` (the emergency
+policy): then delivered sessions go first, then the images of undelivered ones, then those of
+reviews, oldest first, each logged and published as an event. The emergency sits above the free
+disk under which the booth refuses sessions, so weeks without a network fill the disk with
+undelivered photos but never stop the booth from grading.
 Rows go before files, in one transaction per session: a crash in between leaves files no row
 points at (removed by ``FileJournal.recover`` on the next start), never a row without its file.
 """
@@ -18,7 +22,7 @@ from edge.events import EventBus
 from edge.spool.files import FileJournal
 from edge.spool.outbox import Outbox
 from edge.spool.sessions import SessionStore
-from edge.statuses import SETTLED, sql_list
+from edge.statuses import FINAL, SETTLED, sql_list
 from edge.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -71,7 +75,8 @@ class Retention:
         return int(row[0]) / MB
 
     def sweep(self, now: float | None = None) -> int:
-        """Delete expired and over-quota delivered sessions; returns how many were deleted."""
+        """Delete expired and over-quota delivered sessions, and what the emergency must; returns how
+        many sessions were deleted whole."""
         now = time.time() if now is None else now
         conn = self.store.db.connection()
         # Finished sessions first, then what the outboxes still hold: a session finishing in
@@ -101,18 +106,35 @@ class Retention:
         for sweeper in self._sweepers:
             sweeper(now)
         if self.free_mb() < self.config.emergency_free_mb:
-            self._emergency([sid for sid, _ in finished if sid in pending])
+            reviews = [
+                row["id"]
+                for row in conn.execute(
+                    f"SELECT id FROM sessions WHERE status IN ({sql_list(FINAL - SETTLED)}) ORDER BY created_at"  # noqa: S608
+                )
+            ]
+            delivered = [sid for sid, _ in deletable if sid not in doomed]
+            doomed += self._emergency(delivered, [sid for sid, _ in finished if sid in pending], reviews)
         return len(doomed)
 
-    def _emergency(self, undelivered: list[str]) -> None:
-        """Keep the booth able to record new sessions: drop images (never rows) of the oldest."""
-        for sid in undelivered:
+    def _emergency(self, delivered: list[str], undelivered: list[str], reviews: list[str]) -> list[str]:
+        """Keep the booth able to grade: delivered sessions go whole, then the images (never the
+        rows) of undelivered sessions and of reviews, oldest first; returns the sessions deleted."""
+        deleted = []
+        for sid in delivered:
             if self.free_mb() >= self.config.emergency_free_mb:
-                return
-            freed = self._delete_files(sid)
-            if freed:
-                logger.warning("disk emergency: deleted %.1f MB of images of undelivered session %s", freed, sid)
-                self.events.emit("retention_emergency", session_id=sid, freed_mb=round(freed, 1))
+                return deleted
+            self._delete_session(sid)
+            deleted.append(sid)
+            logger.warning("disk emergency: deleted delivered session %s before its time", sid)
+        for what, sessions in (("undelivered", undelivered), ("review", reviews)):
+            for sid in sessions:
+                if self.free_mb() >= self.config.emergency_free_mb:
+                    return deleted
+                freed = self._delete_files(sid)
+                if freed:
+                    logger.warning("disk emergency: deleted %.1f MB of images of %s session %s", freed, what, sid)
+                    self.events.emit("retention_emergency", session_id=sid, freed_mb=round(freed, 1), waiting=what)
+        return deleted
 
     def _session_mb(self, session_id: str) -> float:
         row = (
