@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from gpiozero import Device
@@ -14,7 +16,10 @@ from edge.capture.errors import CaptureError
 from edge.capture.frames import Frame, JpegEncoder
 from edge.capture.rig import CaptureRig
 from edge.config import load_config
-from tests.booth_support import wait_for, write_config
+from edge.daemon.notify import Notifier
+from edge.daemon.run import watchdog_tick
+from edge.daemon.wiring import build
+from tests.booth_support import api_base, wait_for, write_config
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +126,41 @@ def test_a_hung_shot_keeps_its_one_thread_and_the_camera_waits_for_it(tmp_path: 
     wait_for(works, timeout=10)  # the camera works again, on its one thread
     assert camera_threads() == 1
     rig.close()
+
+
+def test_a_camera_stuck_past_its_wedged_limit_stops_the_watchdog_pings_until_it_returns(tmp_path: Path) -> None:
+    path = write_config(tmp_path, tmp_path / "imgs")
+    config = load_config(path)
+    config.cameras["cam"].timeout_s = 0.2
+    config.rig.wedged_camera_s = 1.0
+    camera = HangingCamera()
+    daemon = build(config, rig=CaptureRig(config, cameras={"cam": camera}))
+    daemon.start()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.setblocking(False)
+    notifier = Notifier(str(tmp_path / "notify.sock"))
+    try:
+        with pytest.raises(CaptureError, match="did not answer"):
+            daemon.booth.rig.shoot("cam")
+        # Timed out, but not yet past the limit: the booth refuses shots and stays up.
+        assert daemon.down() == []
+        wait_for(lambda: daemon.down() == ["camera-cam"], timeout=30)
+        assert watchdog_tick(daemon, notifier, []) == ["camera-cam"]
+        with pytest.raises(BlockingIOError):
+            sock.recv(4096)  # systemd restarts the daemon, which opens the camera afresh
+        health = httpx.get(f"{api_base(path)}/healthz", timeout=30).json()
+        assert (health["status"], health["down"]) == ("down", ["camera-cam"])
+
+        camera.release.set()  # the driver call returns after all
+        wait_for(lambda: daemon.down() == [], timeout=30)
+        assert watchdog_tick(daemon, notifier, ["camera-cam"]) == []
+        assert sock.recv(4096) == b"WATCHDOG=1"
+    finally:
+        notifier.close()
+        sock.close()
+        daemon.stop()
+        daemon.close()
 
 
 def test_lights_are_on_during_each_shot_and_off_after(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ def test_unit_is_notify_with_watchdog_and_keeps_devices_visible() -> None:
         "Type=notify",
         "WatchdogSec=",
         "Restart=on-failure",
+        "StartLimitIntervalSec=0",  # never left failed: an unattended booth keeps trying
         "StateDirectory=edge-grader",
         "SupplementaryGroups=video gpio",
         "LoadCredential=cloud-api-key",

@@ -94,7 +94,9 @@ class Health(BaseModel):
     ``degraded`` when all are alive but the booth cannot take sessions (``problems`` says why)."""
 
     status: Literal["ok", "degraded", "down"] = "ok"
-    down: list[str] = Field(default_factory=list, description="the workers that are not alive")
+    down: list[str] = Field(
+        default_factory=list, description="the workers that are not alive, and cameras wedged in a call (camera-<name>)"
+    )
     problems: list[str] = Field(
         default_factory=list, description="why the booth refuses new sessions while alive (degraded), e.g. a full disk"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -31,7 +32,7 @@ class CaptureRig:
         self._executors = {
             name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-{name}") for name in self.cameras
         }
-        self._hung: dict[str, Future[object]] = {}
+        self._hung: dict[str, tuple[Future[object], float]] = {}  # the call, and when it timed out
         self.camera_state: dict[str, str] = dict.fromkeys(self.cameras, "closed")
 
     def open(self) -> None:
@@ -73,17 +74,24 @@ class CaptureRig:
         self.camera_state[camera] = "ready"
         return frame
 
+    def wedged(self) -> list[str]:
+        """Cameras stuck in one call for longer than ``[rig] wedged_camera_s`` past its time limit:
+        a driver call that long is not coming back, and only a new process opens the camera afresh."""
+        now = time.monotonic()
+        limit = self.config.rig.wedged_camera_s
+        return [name for name, (call, since) in self._hung.items() if not call.done() and now - since > limit]
+
     def _run(self, name: str, fn: Callable[[], T], timeout: float) -> T:
         hung = self._hung.get(name)
         if hung is not None:
-            if not hung.done():
+            if not hung[0].done():
                 raise CaptureError(f"camera {name} is still stuck in an earlier call")
             del self._hung[name]
         future: Future[T] = self._executors[name].submit(fn)
         try:
             return future.result(timeout=timeout)
         except FutureTimeout:
-            self._hung[name] = future  # type: ignore[assignment]
+            self._hung[name] = (future, time.monotonic())  # type: ignore[assignment]
             raise CaptureError(f"camera {name} did not answer within {timeout:g} s") from None
         except CaptureError:
             raise

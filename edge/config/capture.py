@@ -83,3 +83,9 @@ class RigConfig(BaseModel):
 
     sections: dict[str, SectionRig] = Field(min_length=1)
     session_timeout_s: float = Field(default=120.0, gt=0)
+    wedged_camera_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="a camera stuck this long in one driver call stops the watchdog's pings: systemd restarts"
+        " the daemon, which opens the camera afresh",
+    )

@@ -84,8 +84,10 @@ class Daemon:
         return [self.booth.worker, *(worker for part in self.started for worker in part.workers)]
 
     def down(self) -> list[str]:
-        """The workers that are not alive (the session worker also when a session is stuck), by name."""
-        return [w.name for w in self.workers() if not (self.booth.alive() if w is self.booth.worker else w.alive())]
+        """The workers that are not alive (the session worker also when a session is stuck), by name,
+        and the cameras wedged in a driver call (``camera-<name>``)."""
+        down = [w.name for w in self.workers() if not (self.booth.alive() if w is self.booth.worker else w.alive())]
+        return down + [f"camera-{name}" for name in self.booth.rig.wedged()]
 
     def start(self) -> None:
         logging.getLogger().addHandler(self.desk.last_error)
@@ -124,8 +126,10 @@ class _BoothPart:
 
 
 def _worker_states(daemon: Daemon) -> dict[str, str]:
-    down = set(daemon.down())
-    return {w.name: "down" if w.name in down else "alive" for w in daemon.workers()}
+    """Each worker alive or down, and a wedged camera's thread as down."""
+    down = daemon.down()
+    states = {w.name: "down" if w.name in down else "alive" for w in daemon.workers()}
+    return states | {name: "down" for name in down if name not in states}
 
 
 def build(
