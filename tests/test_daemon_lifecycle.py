@@ -18,7 +18,8 @@ from edge.daemon.booth import MAX_REGRADES, POLL_S
 from edge.daemon.wiring import Daemon, build
 from edge.errors import TriggerRefusedError
 from edge.spool.db import Database
-from edge.spool.sessions import SessionStore
+from edge.spool.sessions import SessionRecord, SessionStore
+from edge.statuses import Status
 from tests.booth_support import OTHER_IMEI, VALID_IMEI, DaemonProcess, db_rows, wait_for, write_config
 
 
@@ -111,16 +112,22 @@ def test_sigkill_mid_capture_then_restart_keeps_the_session_and_its_images(tmp_p
         restarted.stop()
 
 
-def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, booth_images: Path) -> None:
+def _left_by_a_crash(tmp_path: Path, booth_images: Path, status: Status) -> tuple[Path, Path, SessionRecord]:
+    """A booth's config, its state folder, and a session a crash left in ``status`` with a photo
+    of each section stored."""
     config_path = write_config(tmp_path / "cfg", booth_images)
-    config = load_config(config_path)
-    state = config.booth.state_dir
+    state = load_config(config_path).booth.state_dir
     db = Database(state / "spool.db")
     store = SessionStore(db, state / "images")
-    session = store.create(VALID_IMEI, "cli", status="captured")
+    session = store.create(VALID_IMEI, "cli", status=status)
     for section in ("front", "back"):
         store.add_image(session, section, 0, sorted((booth_images / section).iterdir())[0].read_bytes())
     db.close()
+    return config_path, state, session
+
+
+def test_session_captured_before_a_crash_is_graded_on_start(tmp_path: Path, booth_images: Path) -> None:
+    config_path, state, session = _left_by_a_crash(tmp_path, booth_images, "captured")
     daemon = DaemonProcess(config_path).start()
     try:
         daemon.wait_ready()
@@ -140,14 +147,7 @@ def test_a_session_found_unfinished_at_every_start_is_failed_on_the_third_not_re
 ) -> None:
     # Each start below recovers the session and then dies before grading it, as a daemon does
     # whose grading of that session runs out of memory or stalls until the watchdog ends it.
-    config_path = write_config(tmp_path / "cfg", booth_images)
-    state = load_config(config_path).booth.state_dir
-    db = Database(state / "spool.db")
-    store = SessionStore(db, state / "images")
-    session = store.create(VALID_IMEI, "cli", status="grading")
-    for section in ("front", "back"):
-        store.add_image(session, section, 0, sorted((booth_images / section).iterdir())[0].read_bytes())
-    db.close()
+    config_path, state, session = _left_by_a_crash(tmp_path, booth_images, "grading")
     statuses = []
     for _ in range(MAX_REGRADES + 1):
         daemon = build(load_config(config_path))
