@@ -15,6 +15,10 @@ JPEG_SOI = b"\xff\xd8\xff"
 JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Markers that stand alone, without a length field.
 JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+# Progressive SOFs (C2, C6, CA, CE): the decoder holds every block's coefficients until the last scan.
+JPEG_PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+# Each 8x8 block's coefficients as libjpeg buffers them: 64 of 16 bits.
+_BLOCK_BYTES = 128
 # Start of scan: the last header segment; entropy-coded data follows it.
 JPEG_SOS = 0xDA
 # The accepted formats: file extensions (the first is the one the booth writes) and media types.
@@ -57,6 +61,28 @@ def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
             height, width = struct.unpack_from(">HH", data, pos + 5)
             return int(width), int(height)
     return None
+
+
+def progressive_buffer_bytes(data: bytes) -> int:
+    """The coefficient buffer a progressive JPEG needs to decode at any scale, from its frame
+    header (0 for a sequential JPEG, which is decoded as it streams, or one without a header)."""
+    for marker, pos, _ in jpeg_segments(data):
+        if marker not in JPEG_SOF:
+            continue
+        if marker not in JPEG_PROGRESSIVE_SOF or pos + 10 > len(data):
+            return 0
+        height, width, count = struct.unpack_from(">HHB", data, pos + 5)
+        factors = [(b >> 4, b & 15) for b in data[pos + 11 : pos + 11 + 3 * count : 3]]
+        if len(factors) != count or not all(h and v for h, v in factors):
+            return 0
+        h_max, v_max = max(h for h, _ in factors), max(v for _, v in factors)
+        blocks = sum(_ceil(_ceil(width * h, h_max), 8) * _ceil(_ceil(height * v, v_max), 8) for h, v in factors)
+        return blocks * _BLOCK_BYTES
+    return 0
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:

@@ -8,7 +8,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 
 from edge.daemon.booth import Booth
@@ -225,6 +227,28 @@ def test_image_with_more_pixels_than_allowed_is_refused_before_decoding(live: Li
     png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     png += struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
     assert_error(live.upload(png, filename="bomb.png", content_type="image/png"), 413, "pixels")
+
+
+def test_progressive_jpeg_too_costly_to_decode_is_refused_from_its_header_and_a_small_one_taken(live: Live) -> None:
+    # 8000x8000 in 4:4:4, under 1 MB (within max_upload_mb and the 64 MP limit), but a progressive
+    # decode holds every coefficient: 366 MB, at any scale.
+    flat = np.zeros((8000, 8000, 3), np.uint8)
+    ok, bomb = cv2.imencode(
+        ".jpg", flat,
+        [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
+    )  # fmt: skip
+    assert ok and len(bomb) < 1_000_000
+    count = live.upload_count()
+    assert_error(
+        live.upload(bomb.tobytes(), filename="bomb.jpg"),
+        413,
+        "a progressive JPEG of 8000x8000 pixels needs 366 MB to decode, at most 122 MB",
+    )
+    assert live.upload_count() == count
+    ok, small = cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(phone_jpeg(), np.uint8), cv2.IMREAD_COLOR),
+                             [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])  # fmt: skip
+    assert ok
+    assert live.upload(small.tobytes()).status_code == 200
 
 
 def process_body(urls: list[tuple[str, str]], key: str = API_KEY, imei: str = VALID_IMEI) -> dict:

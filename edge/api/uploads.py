@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import cv2
 import numpy as np
 
-from edge.imageinfo import EXTENSIONS, header_size, sniff
+from edge.imageinfo import EXTENSIONS, header_size, progressive_buffer_bytes, sniff
 from edge.spool.db import Database
 from edge.spool.files import FileJournal, atomic_write
 from edge.spool.sessions import SAFE_NAME, image_path
@@ -37,6 +37,9 @@ ImageKind = Literal["jpeg", "png"]
 EXPIRED_ROW_KEEP_S = 30 * 86400
 
 JPEG_EOI = b"\xff\xd9"
+# Of a progressive JPEG's coefficient buffer, per pixel the upload limit allows.
+PROGRESSIVE_BYTES_PER_PIXEL = 2
+MB = 1024 * 1024
 
 MIGRATIONS = (
     (
@@ -150,6 +153,16 @@ def check_image(data: bytes, max_pixels: int) -> ImageKind:
     if width * height > max_pixels:
         raise ImageRejected(
             f"Image too large: {width}x{height} pixels, at most {max_pixels / 1e6:.0f} MP", status=413
+        )
+    # A progressive JPEG is decoded from coefficients held for the whole image, whatever the scale:
+    # a 1.5 MB file of 8000x8000 pixels takes 370 MB. Two bytes per allowed pixel let a 12 MP
+    # camera photo through (72 MB at 4:4:4) and keep such a file out.
+    buffer = progressive_buffer_bytes(data) if kind == "jpeg" else 0
+    if buffer > PROGRESSIVE_BYTES_PER_PIXEL * max_pixels:
+        raise ImageRejected(
+            f"Image too large: a progressive JPEG of {width}x{height} pixels needs {buffer / MB:.0f} MB to decode,"
+            f" at most {PROGRESSIVE_BYTES_PER_PIXEL * max_pixels / MB:.0f} MB",
+            status=413,
         )
     # A reduced decode reads the whole entropy-coded stream at a fraction of the cost of a full one.
     flags = cv2.IMREAD_REDUCED_GRAYSCALE_4 if kind == "jpeg" else cv2.IMREAD_GRAYSCALE
