@@ -159,7 +159,7 @@ def noise_png(seed: int) -> bytes:
     return encoded.tobytes()
 
 
-def test_uploads_stop_at_min_free_mb_with_a_507_never_a_500(small_disk: Path, booth_images: Path) -> None:
+def test_uploads_stop_at_emergency_free_mb_with_a_507_never_a_500(small_disk: Path, booth_images: Path) -> None:
     folder = small_disk / "cfg"
     config_path = write_config(folder, booth_images, extra=STORAGE)
     daemon = start(config_path)
@@ -177,7 +177,33 @@ def test_uploads_stop_at_min_free_mb_with_a_507_never_a_500(small_disk: Path, bo
         assert refused.status_code == 507
         assert refused.json() == {"error": refused.json()["error"]}
         assert refused.json()["error"].startswith("Not enough disk for the upload: booth disk low: ")
-        assert shutil.disk_usage(small_disk).free / MB >= 16
+        # Uploads stop above the emergency (20 MB here): they never make the booth delete photos.
+        assert shutil.disk_usage(small_disk).free / MB >= 20
     finally:
         daemon.stop()
+        daemon.close()
+
+
+def test_in_a_disk_emergency_uploads_no_session_took_go_before_any_session_photo(
+    tmp_path: Path, booth_images: Path
+) -> None:
+    config = load_config(write_config(tmp_path / "cfg", booth_images, extra=STORAGE.replace("= 20", "= 40")))
+    daemon = build(config)
+    root = daemon.booth.store.images_root
+    # The disk of a 100 MB card holding the booth's files.
+    daemon.booth.retention.free_mb = lambda: 100 - sum(  # type: ignore[method-assign]
+        f.stat().st_size for f in root.rglob("*") if f.is_file()
+    ) / MB
+    try:
+        review = daemon.booth.store.create(VALID_IMEI, "test")
+        daemon.booth.store.add_image(review, "front", 0, b"\xff\xd8" + b"x" * (15 * MB))
+        daemon.booth.store.finish(review.id, "review", {}, provisional_grade="D")
+        first = daemon.uploads.save(b"\xff\xd8" + b"u" * (30 * MB), "front", None, "a.jpg")
+        assert daemon.booth.retention.sweep() == 0  # 55 MB free: above the emergency's 40
+        second = daemon.uploads.save(b"\xff\xd8" + b"v" * (20 * MB), "back", None, "b.jpg")
+        daemon.booth.retention.sweep()  # 35 MB free: the uploads go, the review's photo stays
+        assert not (root / first.path).exists() and not (root / second.path).exists()
+        assert [daemon.uploads.by_path(u.path).expired_at is not None for u in (first, second)] == [True, True]
+        assert [(root / i.path).stat().st_size for i in daemon.booth.store.images(review.id)] == [15 * MB + 2]
+    finally:
         daemon.close()

@@ -85,7 +85,7 @@ class BoothApi(Protocol):
 
     def image_url(self, path: str) -> str: ...
 
-    def disk_problem(self, writing: int = 0) -> str | None: ...
+    def disk_problem(self, writing: int = 0, needs_mb: int | None = None) -> str | None: ...
 
 
 def refusal(exc: TriggerRefusedError) -> ApiError:
@@ -204,8 +204,9 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
             name = sanitize_filename(image.filename, kind)
         except ImageRejected as exc:
             raise ApiError(exc.status, str(exc)) from None
-        # Uploads are held to [storage] min_free_mb like sessions: the booth keeps room to grade.
-        problem = booth.disk_problem(len(data))
+        # Anyone on the network may upload: uploads stop where the disk emergency would begin, so
+        # they can never make the booth delete photos of its sessions, nor take the room it grades in.
+        problem = booth.disk_problem(len(data), config.storage.emergency_free_mb)
         if problem is not None:
             raise ApiError(507, f"Not enough disk for the upload: booth {problem}")
         try:

@@ -380,13 +380,15 @@ class Booth:
                 self.events.emit("disk_low", free_mb=round(self.retention.free_mb(), 1), source="watch")
             self.status.touch()  # disk_problem is a probe: the state is published again
 
-    def disk_problem(self, writing: int = 0) -> str | None:
-        """Why the disk stops new sessions (or a write of ``writing`` bytes), or None (shown by /healthz)."""
+    def disk_problem(self, writing: int = 0, needs_mb: int | None = None) -> str | None:
+        """Why the disk stops new sessions (or a write of ``writing`` bytes that must leave
+        ``needs_mb`` free, by default ``min_free_mb``), or None (shown by /healthz)."""
         free = self.retention.free_mb() - writing / MB
+        needs = self.config.storage.min_free_mb if needs_mb is None else needs_mb
         if self._unrecorded:
             return f"disk full: {len(self._unrecorded)} failed session(s) wait for room to be recorded"
-        if free < self.config.storage.min_free_mb:
-            return f"disk low: {free:.0f} MB free, needs {self.config.storage.min_free_mb} MB"
+        if free < needs:
+            return f"disk low: {free:.0f} MB free, needs {needs} MB"
         return None
 
     def _valid(self, imei: str, source: str = "arm") -> str:

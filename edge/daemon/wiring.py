@@ -163,7 +163,13 @@ def build(
     uploads = UploadStore(db, store.images_root, store.journal)
     upload_ttl_s = config.storage.upload_ttl_h * 3600
     retention = Retention(
-        store, config.storage, events, outbox, store.journal, sweepers=[lambda now: uploads.expire(now - upload_ttl_s)]
+        store,
+        config.storage,
+        events,
+        outbox,
+        store.journal,
+        sweepers=[lambda now: uploads.expire(now - upload_ttl_s)],
+        first_in_emergency=[uploads.expire],
     )
     mirror = CloudMirror(
         config.cloud,

@@ -41,14 +41,17 @@ class Retention:
         outbox: Outbox,
         journal: FileJournal,
         sweepers: Sequence[Sweeper] = (),
+        first_in_emergency: Sequence[Sweeper] = (),
     ) -> None:
-        """``sweepers``: ``sweeper(now)`` deletes another part's expired data at every sweep."""
+        """``sweepers``: ``sweeper(now)`` deletes another part's expired data at every sweep;
+        ``first_in_emergency``: what goes before any session when the disk emergency comes."""
         self.store = store
         self.config = config
         self.events = events
         self.outbox = outbox
         self.journal = journal
         self._sweepers = (outbox.prune, *sweepers)
+        self._first_in_emergency = first_in_emergency
         # A worker of its own: a long sweep never holds up the watchdog's pings, and a sweep that
         # keeps failing backs off like any worker.
         self.worker = Worker("retention", self._step)
@@ -113,12 +116,16 @@ class Retention:
                 )
             ]
             delivered = [sid for sid, _ in deletable if sid not in doomed]
-            doomed += self._emergency(delivered, [sid for sid, _ in finished if sid in pending], reviews)
+            doomed += self._emergency(now, delivered, [sid for sid, _ in finished if sid in pending], reviews)
         return len(doomed)
 
-    def _emergency(self, delivered: list[str], undelivered: list[str], reviews: list[str]) -> list[str]:
-        """Keep the booth able to grade: delivered sessions go whole, then the images (never the
-        rows) of undelivered sessions and of reviews, oldest first; returns the sessions deleted."""
+    def _emergency(self, now: float, delivered: list[str], undelivered: list[str], reviews: list[str]) -> list[str]:
+        """Keep the booth able to grade: ``first_in_emergency`` (uploads no session took), then
+        delivered sessions whole, then the images (never the rows) of undelivered sessions and of
+        reviews, oldest first; returns the sessions deleted."""
+        for sweeper in self._first_in_emergency:
+            if gone := sweeper(now):
+                logger.warning("disk emergency: %d upload(s) expired before their time", gone)
         deleted = []
         for sid in delivered:
             if self.free_mb() >= self.config.emergency_free_mb:
