@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
+from edge.api.app import create_app
 from edge.daemon.booth import Booth
 from tests.api_support import (
     API_KEY,
@@ -377,6 +378,26 @@ def test_image_paths_that_try_to_leave_the_images_folder_are_refused(live: Live,
     assert status == 400, raw[:300]
     assert json.loads(body) == {"error": "Invalid request: image path must be <imei>/<section>/<file>"}
     assert b"SQLite" not in body and b"[booth]" not in body
+
+
+# Starlette's TestClient gives a request a client address of our choosing; it warns of its own future.
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_sessions_and_photos_are_read_freely_on_the_booth_and_only_with_the_key_from_elsewhere(
+    live: Live, first_upload: dict
+) -> None:
+    from fastapi.testclient import TestClient
+
+    photo = "/api/images/" + first_upload["path"]
+    reads = ["/api/sessions", "/api/sessions/00000000-0000-4000-8000-000000000000", photo]
+    assert [live.http.get(path).status_code for path in reads] == [200, 404, 200]  # the booth's screen
+    # The same app, asked from another machine on the shop's network.
+    app = create_app(live.booth.booth, live.booth.uploads, live.booth.metrics)
+    with TestClient(app, client=("192.0.2.9", 50000)) as lan:
+        for path in reads:
+            assert_error(lan.get(path), 401, "Invalid request: key not found")
+            assert_error(lan.get(path, headers={"X-Booth-Key": "wrong"}), 401, "Invalid request: key not found")
+        assert [lan.get(path, headers={"X-Booth-Key": API_KEY}).status_code for path in reads] == [200, 404, 200]
+        assert lan.get(photo, headers={"X-Booth-Key": API_KEY}).content == phone_jpeg()
 
 
 def test_unknown_image_and_session_are_404_in_the_error_form(live: Live) -> None:

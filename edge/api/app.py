@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Annotated, Any, Protocol
 
-from fastapi import FastAPI, File, Form, Query, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -32,7 +32,7 @@ from edge.api.models import (
     TriggerRequest,
     TriggerResponse,
 )
-from edge.api.technician import Desk, install_technician
+from edge.api.technician import KEY_HEADER, Desk, install_technician
 from edge.api.uploads import ImageRejected, Upload, UploadStore, check_image, sanitize_filename
 from edge.api.views import session_view
 from edge.config.root import AppConfig
@@ -40,6 +40,7 @@ from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, U
 from edge.errors import SessionFailedError, TriggerRefusedError
 from edge.imageinfo import media_type
 from edge.imei import InvalidImeiError, mask_imei
+from edge.serve import is_loopback
 from edge.spool.reserve import disk_full
 from edge.spool.sessions import SAFE_NAME, SessionRecord, SessionStore
 from edge.status import StatusBoard
@@ -136,6 +137,13 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
         if section not in sections:
             raise ApiError(400, f"Invalid request: section must be one of {', '.join(sections)}")
         return section
+
+    def reader(request: Request, key: Annotated[str | None, Header(alias=KEY_HEADER)] = None) -> None:
+        """Sessions and photos carry customers' IMEIs: the booth's own screen (loopback) reads them
+        freely, anyone else with a key (``X-Booth-Key``)."""
+        local = request.client is not None and is_loopback(request.client.host)
+        if not local and not key_ok(key):
+            raise ApiError(401, KEY_NOT_FOUND)
 
     def authorised_imei(key: str | None, imei: str) -> str:
         """The key first: a caller without one learns nothing about the IMEI rules."""
@@ -291,9 +299,10 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     @app.get(
         "/api/sessions/{session_id}",
         response_model=SessionView,
-        responses=error_responses(404, 422),
+        responses=error_responses(401, 404, 422),
         summary="One session: status, the booth's answer once finished, its images",
         tags=["booth"],
+        dependencies=[Depends(reader)],
     )
     def get_session(session_id: str) -> SessionView:
         record = booth.store.get(session_id) if SESSION_ID.fullmatch(session_id) else None
@@ -304,9 +313,10 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     @app.get(
         "/api/sessions",
         response_model=SessionPage,
-        responses=error_responses(422),
+        responses=error_responses(401, 422),
         summary="Sessions, newest first; page with `before`",
         tags=["booth"],
+        dependencies=[Depends(reader)],
     )
     def list_sessions(
         limit: Annotated[int, Query(ge=1, le=api.sessions_page_max)] = 20,
@@ -321,10 +331,11 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
         response_class=FileResponse,
         responses={
             200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "The image"},
-            **error_responses(400, 404),
+            **error_responses(400, 401, 404),
         },
         summary="An uploaded image, a captured original or an overlay",
         tags=["booth"],
+        dependencies=[Depends(reader)],
     )
     def get_image(path: str) -> FileResponse:
         parts = path.split("/")

@@ -35,9 +35,10 @@ function imageUrl(path) {
 }
 
 function zoomable(src, alt) {
-  const img = el("img", { src, alt, class: "zoomable" });
+  const img = el("img", { alt, class: "zoomable" });
+  if (src) img.src = src;
   img.addEventListener("click", () => {
-    $("zoom").querySelector("img").src = src;
+    $("zoom").querySelector("img").src = img.src;
     $("zoom").hidden = false;
   });
   return img;
