@@ -43,7 +43,7 @@ ln -sf "$PREFIX/.venv/bin/edge-grader" /usr/local/bin/edge-grader  # for the REA
 
 install -d -m 0750 -o root -g "$USER_NAME" "$ETC" "$ETC/credentials"
 [ -f "$ETC/edge-grader.toml" ] || install -m 0640 -o root -g "$USER_NAME" "$SRC/config/edge-grader.toml" "$ETC/edge-grader.toml"
-for cred in cloud-api-key mqtt-password local-api-key; do
+for cred in cloud-api-key mqtt-password local-api-key technician-key; do
   [ -f "$ETC/credentials/$cred" ] || install -m 0600 -o root -g root /dev/null "$ETC/credentials/$cred"
 done
 

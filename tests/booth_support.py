@@ -68,6 +68,7 @@ threads = {threads}
 [api]
 port = {api_port or free_port()}
 keys = ["test-key"]
+technician_keys = ["open-sesame"]
 
 [mqtt]
 {mqtt}

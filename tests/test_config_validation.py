@@ -29,7 +29,7 @@ def check_config(path: Path, env: dict[str, str] | None = None) -> subprocess.Co
 @pytest.mark.parametrize("name", ["demo.toml", "edge-grader.toml"])
 def test_shipped_configs_are_valid(name: str, tmp_path: Path) -> None:
     # As under systemd: the example's secrets come from LoadCredential= files.
-    for credential in ("cloud-api-key", "mqtt-password", "local-api-key"):
+    for credential in ("cloud-api-key", "mqtt-password", "local-api-key", "technician-key"):
         (tmp_path / credential).write_text("not-a-real-secret\n")
     config = REPO / "config" / name
     installed = '"/opt/edge-grader/models/booth-defects.tflite"'

@@ -19,7 +19,7 @@ from tests.browser_support import chromium, screenshot, viewport, wait_until
 from tests.mosquitto_broker import Collector, MosquittoBroker
 
 PREFIX = "vision-grader/test-booth"
-KEY = "test-key"
+KEY = "open-sesame"  # the technician's, not the clients'
 IMEI_CASES = [
     VALID_IMEI, "356938035643809", "490154203237519", "356938035643800", "12345678901234", "1234567890123456",
     "49015420323751a", "", " 490154203237518", "000000000000000", "123456789012345", "4901542032375１8",

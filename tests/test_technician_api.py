@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from edge.api.server import ApiServer
 from edge.config.load import load_config
@@ -14,7 +15,7 @@ from edge.contract import KEY_NOT_FOUND
 from edge.daemon.wiring import build
 from tests.booth_support import CONFIRM_EVERY_CRACK, VALID_IMEI, DaemonProcess, api_base, free_port, write_config
 
-KEY = {"X-Booth-Key": "test-key"}
+KEY = {"X-Booth-Key": "open-sesame"}
 
 
 def test_technician_routes_need_the_key_and_act_on_the_running_booth(tmp_path: Path, booth_images: Path) -> None:
@@ -24,7 +25,8 @@ def test_technician_routes_need_the_key_and_act_on_the_running_booth(tmp_path: P
         daemon.wait_ready()
         base = api_base(config)
         with httpx.Client(base_url=base, timeout=60) as http:
-            for headers in ({}, {"X-Booth-Key": "wrong"}):
+            # The clients' key (kiosk software holds it) is not the technician's.
+            for headers in ({}, {"X-Booth-Key": "wrong"}, {"X-Booth-Key": "test-key"}):
                 refused = http.get("/api/tech/state", headers=headers)
                 assert (refused.status_code, refused.json()) == (401, {"error": KEY_NOT_FOUND})
             state = http.get("/api/tech/state", headers=KEY).json()
@@ -63,17 +65,20 @@ def test_technician_routes_need_the_key_and_act_on_the_running_booth(tmp_path: P
         daemon.stop()
 
 
-def test_without_configured_keys_there_is_no_technician_view(tmp_path: Path, booth_images: Path) -> None:
+# No keys at all (an empty credential is no key), and the clients' key alone: neither opens it.
+@pytest.mark.parametrize("keys", ['keys = []\ntechnician_keys = [""]', 'keys = ["test-key"]\ntechnician_keys = []'])
+def test_without_technician_keys_there_is_no_technician_view(tmp_path: Path, booth_images: Path, keys: str) -> None:
     path = write_config(tmp_path / "cfg", booth_images, api_port=free_port())
-    path.write_text(path.read_text().replace('keys = ["test-key"]', "keys = []"))
+    path.write_text(path.read_text().replace('keys = ["test-key"]\ntechnician_keys = ["open-sesame"]', keys))
     daemon = build(load_config(path))
     daemon.booth.stop()
     server = ApiServer(daemon.booth, daemon.uploads, daemon.metrics, daemon.desk)
     server.start()
     try:
-        answer = httpx.get(f"http://127.0.0.1:{server.port}/api/tech/state", headers={"X-Booth-Key": "any"})
-        assert answer.status_code == 403
-        assert answer.json() == {"error": "Technician view is off: set [api] keys to use it"}
+        for key in ("", "any", "test-key"):
+            answer = httpx.get(f"http://127.0.0.1:{server.port}/api/tech/state", headers={"X-Booth-Key": key})
+            assert answer.status_code == 403
+            assert answer.json() == {"error": "Technician view is off: set [api] technician_keys to use it"}
     finally:
         server.stop()
         daemon.close()

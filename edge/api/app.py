@@ -96,12 +96,23 @@ def refusal(exc: TriggerRefusedError) -> ApiError:
     return ApiError(REFUSAL_STATUS.get(exc.code, 503), exc.message)
 
 
+def one_of(key: str | None, keys: Sequence[bytes]) -> bool:
+    """Whether ``key`` is one of ``keys``, compared against every one, always, so the time taken
+    says nothing about which matched."""
+    if key is None:
+        return False
+    given = key.encode()
+    return any([hmac.compare_digest(given, k) for k in keys])
+
+
 def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk: Desk | None = None) -> FastAPI:
     """``desk`` (the running daemon's) adds the technician's routes and each session's delivery state."""
     config = booth.config
     api = config.api
     sections = list(config.booth.sections)
-    keys = [key.get_secret_value().encode() for key in api.keys]
+    # An empty key (a credential file not yet written) is no key: it never opens anything.
+    keys = [k for k in (key.get_secret_value().encode() for key in api.keys) if k]
+    technician_keys = [k for k in (key.get_secret_value().encode() for key in api.technician_keys) if k]
     max_upload = int(api.max_upload_mb * 1_000_000)
     max_pixels = int(api.max_upload_megapixels * 1_000_000)
     max_json = api.max_json_kb * 1024
@@ -127,11 +138,10 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     def key_ok(key: str | None) -> bool:
         if not keys:
             return True  # no keys configured: the API trusts whoever can reach it (loopback)
-        if key is None:
-            return False
-        given = key.encode()
-        # Compare against every key, always, so the time taken says nothing about which matched.
-        return any([hmac.compare_digest(given, k) for k in keys])
+        return one_of(key, keys)
+
+    def technician_key_ok(key: str | None) -> bool:
+        return one_of(key, technician_keys)
 
     def checked_section(section: str) -> str:
         if section not in sections:
@@ -142,7 +152,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
         """Sessions and photos carry customers' IMEIs: the booth's own screen (loopback) reads them
         freely, anyone else with a key (``X-Booth-Key``)."""
         local = request.client is not None and is_loopback(request.client.host)
-        if not local and not key_ok(key):
+        if not local and not key_ok(key) and not technician_key_ok(key):
             raise ApiError(401, KEY_NOT_FOUND)
 
     def authorised_imei(key: str | None, imei: str) -> str:
@@ -373,5 +383,5 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
 
     install_kiosk(app, booth, key_ok, checked_imei, started)
     if desk is not None:
-        install_technician(app, desk, bool(keys), key_ok, view)
+        install_technician(app, desk, bool(technician_keys), technician_key_ok, view)
     return app

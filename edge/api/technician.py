@@ -45,9 +45,10 @@ def install_technician(
     view: Callable[[SessionRecord], SessionView],
 ) -> None:
     def technician(key: Annotated[str | None, Header(alias=KEY_HEADER)] = None) -> None:
-        # Without configured keys the API trusts everyone; the technician's actions never do.
+        # The technician's own keys, never the clients' (kiosk software holds those): without them,
+        # no technician view, even where the API trusts everyone.
         if not keys_set:
-            raise ApiError(403, "Technician view is off: set [api] keys to use it")
+            raise ApiError(403, "Technician view is off: set [api] technician_keys to use it")
         if not key_ok(key):
             raise ApiError(401, KEY_NOT_FOUND)
 

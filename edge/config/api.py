@@ -20,6 +20,11 @@ class ApiConfig(BaseModel):
         default_factory=list,
         description="accepted `key` values of /api/process and POST /api/sessions; empty accepts any key",
     )
+    technician_keys: list[Secret] = Field(
+        default_factory=list,
+        description="keys of the technician's view and /api/tech routes, apart from `keys`, which client software"
+        " holds; empty: no technician view",
+    )
     max_upload_mb: float = Field(
         default=25.0, gt=0, le=200, description="largest image /api/upload takes (413)"
     )
