@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-RefusalCode = Literal["invalid_imei", "busy", "disk_low", "stopping", "no_imei"]
+RefusalCode = Literal["invalid_imei", "busy", "disk_low", "stopping", "no_imei", "request_conflict"]
 
 
 class TriggerRefusedError(Exception):

@@ -16,7 +16,7 @@ from edge.config.mqtt import MqttConfig
 from edge.daemon.booth import Booth
 from edge.daemon.wiring import build
 from edge.publish import MqttService
-from tests.booth_support import write_config
+from tests.booth_support import OTHER_IMEI, write_config
 from tests.mosquitto_broker import Collector, MosquittoBroker
 
 BOOTH = "booth-7"
@@ -131,6 +131,14 @@ def test_one_request_id_starts_one_session_over_mqtt_and_http(setup: Setup) -> N
     again = ask(client, sub, request, 2)
     assert again == first == {"request_id": "same-1", "success": True, "sessionId": first["sessionId"]}
     assert booth.trigger(IMEI, source="http", request_id="same-1").id == first["sessionId"]
+    assert [s.id for s in booth.store.list()] == [first["sessionId"]]
+    # The same request_id for another phone gets no answer about the first customer's session.
+    other = ask(client, sub, json.dumps({"imei": OTHER_IMEI, "request_id": "same-1"}).encode(), 3)
+    assert other == {
+        "request_id": "same-1",
+        "error": "Conflict: request_id 'same-1' was already used for another phone",
+        "code": "request_conflict",
+    }
     assert [s.id for s in booth.store.list()] == [first["sessionId"]]
 
 

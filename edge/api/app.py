@@ -54,7 +54,7 @@ MAX_URL_SHOWN = 120
 DECODE_WAIT_S = 2.0
 DECODE_RETRY_AFTER_S = 2
 SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-REFUSAL_STATUS = {"invalid_imei": 400, "busy": 409, "stopping": 503, "disk_low": 507}
+REFUSAL_STATUS = {"invalid_imei": 400, "busy": 409, "request_conflict": 409, "stopping": 503, "disk_low": 507}
 # /healthz component -> the StatusBoard key it shows.
 HEALTH_KEYS = {
     "cameras": "cameras",

@@ -169,10 +169,16 @@ class Booth:
         """Queue a capture session; the result follows through the outbox.
 
         A ``request_id`` already seen (any source) answers its first session and starts none:
-        clients resend a request whose answer they missed.
+        clients resend a request whose answer they missed. For another phone it is refused: the
+        first session is that phone's customer's, not the sender's.
         """
         with self._trigger_lock:
             if request_id is not None and (first := self.store.by_request_id(request_id)) is not None:
+                if first.imei != self._valid(imei, source):
+                    self.events.emit("trigger_rejected", source=source, code="request_conflict")
+                    raise TriggerRefusedError(
+                        "request_conflict", f"Conflict: request_id {request_id!r} was already used for another phone"
+                    )
                 logger.info("session %s: request %r again from %s; no new session", first.id, request_id, source)
                 return first
             imei = self._admit(imei, source, capture=True)
