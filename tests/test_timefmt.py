@@ -5,6 +5,7 @@ import re
 import sys
 
 from edge.daemon.logs import LineFormatter
+from edge.daemon.technician import LastError
 from edge.events import EventBus
 from edge.imei import mask_imei
 from edge.timefmt import utc_iso
@@ -39,3 +40,17 @@ def test_the_daemon_log_is_one_line_per_event_with_its_traceback_and_every_imei_
     masked = f"/var/lib/edge-grader/images/{mask_imei(VALID_IMEI)}/front"
     assert line.endswith(f"FileExistsError: [Errno 17] File exists: '{masked}'")
     assert VALID_IMEI not in line
+
+
+def test_the_technicians_last_error_is_the_journals_line_with_every_imei_masked() -> None:
+    last = LastError()
+    logger = logging.getLogger("edge.test-last-error")
+    logger.addHandler(last)
+    try:
+        logger.warning("session s-0 for %s: not an error", VALID_IMEI)
+        assert last.last is None
+        logger.error("session s-1 for %s could not be linked", VALID_IMEI)
+    finally:
+        logger.removeHandler(last)
+    assert last.last is not None
+    assert last.last["message"] == f"session s-1 for {mask_imei(VALID_IMEI)} could not be linked"

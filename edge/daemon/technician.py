@@ -18,6 +18,7 @@ from edge.capture.errors import CaptureError
 from edge.capture.rig import CaptureRig
 from edge.config.root import AppConfig
 from edge.daemon.grading import SessionGrading
+from edge.daemon.logs import LineFormatter
 from edge.events import Event, EventBus
 from edge.grade.reference import load_reference
 from edge.spool.outbox import Outbox
@@ -38,6 +39,7 @@ class LastError(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
+        self.setFormatter(LineFormatter())  # as in the journal: IMEIs masked, a traceback on its line
         self.last: dict[str, Any] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
