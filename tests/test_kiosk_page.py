@@ -155,10 +155,8 @@ def test_technician_confirms_a_review_and_the_decision_is_published(
             assert session["reason"] in card.text
             photos = card.find_elements(By.CSS_SELECTOR, "img.zoomable")
             assert len(photos) == len(session["images"])
-            # Fetched with the key and shown from memory, as from a laptop on the shop's network.
             loaded = "return arguments[0].complete && arguments[0].naturalWidth > 0"
             wait_until(driver, lambda d: all(d.execute_script(loaded, p) for p in photos))
-            assert all(p.get_attribute("src").startswith("blob:") for p in photos)
             assert state_item(driver, "broker").text == "connected"
             model = state_item(driver, "model").text
             assert session["result"]["model"]["sha256"][:12] in model

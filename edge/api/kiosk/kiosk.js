@@ -35,10 +35,9 @@ function imageUrl(path) {
 }
 
 function zoomable(src, alt) {
-  const img = el("img", { alt, class: "zoomable" });
-  if (src) img.src = src;
+  const img = el("img", { src, alt, class: "zoomable" });
   img.addEventListener("click", () => {
-    $("zoom").querySelector("img").src = img.src;
+    $("zoom").querySelector("img").src = src;
     $("zoom").hidden = false;
   });
   return img;
