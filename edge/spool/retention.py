@@ -4,9 +4,9 @@ Sessions with a row still waiting in any outbox channel, and sessions waiting fo
 review, keep their images, unless free disk falls under ``emergency_free_mb`` (the emergency
 policy): then what goes first (uploads no session took), then delivered sessions, then the images
 of undelivered ones, then those of reviews, oldest first, each logged, and the images' deletion
-published as an event. The
-emergency sits above the free disk under which the booth refuses sessions, so weeks without a
-network fill the disk with undelivered photos but never stop the booth from grading.
+published as an event. The emergency sits above the free disk under which the booth refuses
+sessions, so weeks without a network fill the disk with undelivered photos but never stop the
+booth from grading.
 Rows go before files, in one transaction per session: a crash in between leaves files no row
 points at (removed by ``FileJournal.recover`` on the next start), never a row without its file.
 """
