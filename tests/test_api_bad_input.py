@@ -4,6 +4,7 @@ status, and nothing lost (no upload row, no file, earlier uploads intact)."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
 from edge.api.app import create_app
+from edge.api.server import ApiServer
 from edge.daemon.booth import Booth
 from tests.api_support import (
     API_KEY,
@@ -255,6 +258,23 @@ def test_progressive_jpeg_too_costly_to_decode_is_refused_from_its_header_and_a_
 
 def process_body(urls: list[tuple[str, str]], key: str = API_KEY, imei: str = VALID_IMEI) -> dict:
     return {"key": key, "imei": imei, "images": [{"url": u, "section": s} for u, s in urls]}
+
+
+@pytest.mark.parametrize(("keys", "warned"), [([""], True), (["k"], False)])
+def test_a_network_bind_with_only_empty_keys_is_warned_of(
+    tmp_path: Path, keys: list[str], warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An empty credential file is no key: such a booth takes any key, and says so.
+    config = booth_config(tmp_path / "booth", tmp_path / "replay")
+    config.api.host = "0.0.0.0"
+    config.api.keys = [SecretStr(k) for k in keys]
+    daemon = stopped_booth(config)
+    try:
+        with caplog.at_level(logging.WARNING, logger="edge.api.server"):
+            ApiServer(daemon.booth, daemon.uploads, daemon.metrics)
+        assert ("anyone on the network can grade and read sessions" in caplog.text) is warned
+    finally:
+        daemon.close()
 
 
 def test_missing_key_is_401_key_not_found(live: Live, first_upload: dict) -> None:

@@ -36,6 +36,7 @@ from edge.api.technician import KEY_HEADER, Desk, install_technician
 from edge.api.uploads import ImageRejected, Upload, UploadStore, check_image, sanitize_filename
 from edge.api.views import session_view
 from edge.config.root import AppConfig
+from edge.config.secrets import present
 from edge.contract import KEY_NOT_FOUND, BoothProcessResponse, ProcessRequest, UploadResponse
 from edge.errors import SessionFailedError, TriggerRefusedError
 from edge.imageinfo import media_type
@@ -110,9 +111,8 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
     config = booth.config
     api = config.api
     sections = list(config.booth.sections)
-    # An empty key (a credential file not yet written) is no key: it never opens anything.
-    keys = [k for k in (key.get_secret_value().encode() for key in api.keys) if k]
-    technician_keys = [k for k in (key.get_secret_value().encode() for key in api.technician_keys) if k]
+    keys = present(api.keys)
+    technician_keys = present(api.technician_keys)
     max_upload = int(api.max_upload_mb * 1_000_000)
     max_pixels = int(api.max_upload_megapixels * 1_000_000)
     max_json = api.max_json_kb * 1024

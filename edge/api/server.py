@@ -10,6 +10,7 @@ from edge.api.app import BoothApi, create_app
 from edge.api.metrics import ApiMetrics
 from edge.api.technician import Desk
 from edge.api.uploads import UploadStore
+from edge.config.secrets import present
 from edge.serve import Served, is_loopback, serve_in_thread
 from edge.worker import Worker
 
@@ -37,7 +38,7 @@ class ApiServer:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         self._served: Served | None = None
-        if not is_loopback(api.host) and not api.keys:
+        if not is_loopback(api.host) and not present(api.keys):
             logger.warning(
                 "local API bound to %s without api.keys: anyone on the network can grade and read sessions",
                 api.host,

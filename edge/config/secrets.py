@@ -8,6 +8,7 @@ never appear in a repr, a log line or a validation error.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -43,3 +44,9 @@ def resolve_secret(value: object) -> object:
 
 
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
+
+
+def present(secrets: Sequence[SecretStr]) -> list[bytes]:
+    """The secrets that are set, as bytes: an empty one (a credential file not yet written) is no
+    key, and never opens anything."""
+    return [v for v in (secret.get_secret_value().encode() for secret in secrets) if v]
