@@ -15,8 +15,6 @@ from edge.timefmt import utc_iso
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import numpy as np
-
     from edge.config.root import AppConfig
 
 logger = logging.getLogger(__name__)
@@ -213,25 +211,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Photograph the empty booth with one camera and store it as that camera's background."""
     from edge.capture.calibrate import CalibrationError, calibrate
     from edge.capture.camera import make_camera
+    from edge.capture.errors import CaptureError
+    from edge.capture.rig import CaptureRig
 
     config = _load(args.config)
     if args.camera not in config.cameras:
         sys.stderr.write(f"no camera {args.camera!r} in {args.config}; cameras: {', '.join(config.cameras)}\n")
         return EXIT_USAGE
-    sections = [s for s, rig in config.rig.sections.items() if rig.camera == args.camera]
-    camera = make_camera(args.camera, config.cameras[args.camera])
-
-    def shoot() -> np.ndarray:
-        camera.open()
-        return camera.capture(sections[0] if sections else args.camera).image
-
+    # The rig with this camera alone: it opens and shoots under its section's lights, as sessions do.
+    rig = CaptureRig(config, cameras={args.camera: make_camera(args.camera, config.cameras[args.camera])})
     try:
-        path = calibrate(config, args.camera, shoot, force=args.force)
-    except CalibrationError as exc:
+        rig.open()
+        path = calibrate(config, args.camera, lambda: rig.shoot(args.camera).image, force=args.force)
+    except (CalibrationError, CaptureError) as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_FAILED
     finally:
-        camera.close()
+        rig.close()
     sys.stdout.write(f"camera {args.camera}: empty booth stored in {path}\n")
     return EXIT_OK
 

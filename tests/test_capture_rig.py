@@ -16,6 +16,7 @@ from edge.capture.errors import CaptureError
 from edge.capture.frames import Frame, JpegEncoder
 from edge.capture.rig import CaptureRig
 from edge.config import load_config
+from edge.config.root import AppConfig
 from edge.daemon.notify import Notifier
 from edge.daemon.run import watchdog_tick
 from edge.daemon.wiring import build
@@ -163,7 +164,8 @@ def test_a_camera_stuck_past_its_wedged_limit_stops_the_watchdog_pings_until_it_
         daemon.close()
 
 
-def test_lights_are_on_during_each_shot_and_off_after(tmp_path: Path) -> None:
+def _front_lit_by_ring(tmp_path: Path) -> AppConfig:
+    """One camera for both sections; the ring light is on for the front's shots only."""
     extra = "[lights.ring]\npin = 27\nsettle_s = 0\n"
     path = write_config(tmp_path, _images(tmp_path / "imgs"), extra=extra)
     path.write_text(
@@ -171,8 +173,11 @@ def test_lights_are_on_during_each_shot_and_off_after(tmp_path: Path) -> None:
             "shots = 1\n\n[rig.sections.back]", 'shots = 1\nlights = ["ring"]\n\n[rig.sections.back]', 1
         )
     )
-    config = load_config(path)
-    rig = CaptureRig(config)
+    return load_config(path)
+
+
+def test_lights_are_on_during_each_shot_and_off_after(tmp_path: Path) -> None:
+    rig = CaptureRig(_front_lit_by_ring(tmp_path))
     lit: list[tuple[str, bool]] = []
     camera = rig.cameras["cam"]
     original = camera.capture
@@ -184,5 +189,30 @@ def test_lights_are_on_during_each_shot_and_off_after(tmp_path: Path) -> None:
     camera.capture = capture  # type: ignore[method-assign]
     rig.capture_session(lambda *a: None)
     assert lit == [("front", True), ("back", False)]
+    assert not rig.lights.is_lit("ring")
+    rig.close()
+
+
+def test_a_camera_opens_and_takes_test_shots_under_its_sections_lights(tmp_path: Path) -> None:
+    # A camera that locks exposure and white balance as it opens must see the lamp its shots see,
+    # and an empty-booth reference must be lit as a session's frames are.
+    rig = CaptureRig(_front_lit_by_ring(tmp_path))
+    camera = rig.cameras["cam"]
+    lit: list[tuple[str, bool]] = []
+    opening, capturing = camera.open, camera.capture
+
+    def open_() -> None:
+        lit.append(("open", rig.lights.is_lit("ring")))
+        opening()
+
+    def capture(section: str) -> Frame:
+        lit.append((section, rig.lights.is_lit("ring")))
+        return capturing(section)
+
+    camera.open = open_  # type: ignore[method-assign]
+    camera.capture = capture  # type: ignore[method-assign]
+    rig.open()
+    rig.shoot("cam")
+    assert lit == [("open", True), ("front", True)]
     assert not rig.lights.is_lit("ring")
     rig.close()

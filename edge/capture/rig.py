@@ -36,11 +36,15 @@ class CaptureRig:
         self.camera_state: dict[str, str] = dict.fromkeys(self.cameras, "closed")
 
     def open(self) -> None:
-        """Open every camera; a camera that fails is reported and retried at its next shot."""
+        """Open every camera; a camera that fails is reported and retried at its next shot.
+
+        Each opens under the lights of the first section it serves: a camera that settles and locks
+        its exposure and white balance as it opens must see the booth as its shots will."""
         for name, camera in self.cameras.items():
             timeout = self.config.cameras[name].timeout_s * 4
             try:
-                self._run(name, camera.open, timeout)
+                with self.lights.on(self._lights_of(name)):
+                    self._run(name, camera.open, timeout)
                 self.camera_state[name] = "ready"
             except CaptureError as exc:
                 self.camera_state[name] = f"error: {exc}"
@@ -69,10 +73,16 @@ class CaptureRig:
             raise CaptureError(f"no camera {camera!r}; cameras: {', '.join(self.cameras)}")
         sections = [s for s, rig in self.config.rig.sections.items() if rig.camera == camera]
         cam = self.cameras[camera]
-        frame = self._run(camera, lambda: cam.capture(sections[0] if sections else camera),
-                          self.config.cameras[camera].timeout_s)  # fmt: skip
+        # Lit as that section's shots are: an empty-booth reference must look like a session's frames.
+        with self.lights.on(self._lights_of(camera)):
+            frame = self._run(camera, lambda: cam.capture(sections[0] if sections else camera),
+                              self.config.cameras[camera].timeout_s)  # fmt: skip
         self.camera_state[camera] = "ready"
         return frame
+
+    def _lights_of(self, camera: str) -> list[str]:
+        """The lights of the first section the camera serves (none when it serves none)."""
+        return next((rig.lights for rig in self.config.rig.sections.values() if rig.camera == camera), [])
 
     def wedged(self) -> list[str]:
         """Cameras stuck in one call for longer than ``[rig] wedged_camera_s`` past its time limit:
