@@ -8,6 +8,7 @@ camera never runs out of buffers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -19,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 # Metadata keys whose settled values are written back as fixed controls.
 LOCKED_CONTROLS = {"ExposureTime": "ExposureTime", "AnalogueGain": "AnalogueGain", "ColourGains": "ColourGains"}
+# libcamera's controls.AfModeEnum.Manual: the lens stays where LensPosition puts it.
+AF_MODE_MANUAL = 0
 
 
 class Picamera2Backend:
@@ -35,23 +38,56 @@ class Picamera2Backend:
                 f"camera {self.name}: picamera2 is not importable ({exc}); install python3-picamera2 "
                 "with apt and make the venv with --system-site-packages"
             ) from None
+        found = Picamera2.global_camera_info()
+        if self.config.index >= len(found):
+            models = ", ".join(f"{n}: {info.get('Model', '?')}" for n, info in enumerate(found)) or "none"
+            raise CaptureError(
+                f"camera {self.name}: no camera {self.config.index}; libcamera sees {models}"
+                " (check the ribbon cable, then rpicam-hello --list-cameras)"
+            )
+        camera: Any = None
         try:
             camera = Picamera2(self.config.index)
-            size = self.config.size or camera.sensor_resolution
+            size = tuple(self.config.size or camera.sensor_resolution)
             # RGB888 is BGR in memory, which is what OpenCV encodes without a conversion.
             still = camera.create_still_configuration(main={"size": size, "format": "RGB888"}, buffer_count=2)
             camera.configure(still)
+            # libcamera may adjust the size (to even, to what the sensor offers) and only log it; a
+            # frame of another size would measure every defect with the wrong mm per pixel.
+            given = tuple(camera.camera_config["main"]["size"])
+            if given != size:
+                raise CaptureError(
+                    f"camera {self.name}: gives {given[0]}x{given[1]}, not the configured {size[0]}x{size[1]};"
+                    " set width and height to a size it gives"
+                )
+            advertised = camera.camera_controls
+            if self.config.lens_position is not None:
+                if "LensPosition" not in advertised:
+                    raise CaptureError(f"camera {self.name}: has no focus lens; remove lens_position")
+                camera.set_controls({"AfMode": AF_MODE_MANUAL, "LensPosition": self.config.lens_position})
             camera.start()
             for _ in range(self.config.settle_frames):
                 camera.capture_metadata()
             if self.config.lock_exposure:
                 metadata = camera.capture_metadata()
-                controls = {key: metadata[m] for key, m in LOCKED_CONTROLS.items() if m in metadata}
-                camera.set_controls({"AeEnable": False, "AwbEnable": False, **controls})
-        except CaptureError:
-            raise
+                settled = {key: metadata[m] for key, m in LOCKED_CONTROLS.items() if m in metadata}
+                locks = {"AeEnable": False, "AwbEnable": False, **settled}
+                # A mono sensor advertises no white balance: lock what the sensor has.
+                camera.set_controls({key: value for key, value in locks.items() if key in advertised})
         except Exception as exc:
-            raise CaptureError(f"camera {self.name}: cannot start camera {self.config.index}: {exc}") from None
+            # picamera2 holds the camera until close(), and nothing else frees it: a new
+            # Picamera2 of the same number would fail until the daemon restarts.
+            if camera is not None:
+                with contextlib.suppress(Exception):
+                    camera.close()
+            if isinstance(exc, CaptureError):
+                raise
+            hint = (
+                " (in use by another process? stop it, or the edge-grader service)"
+                if "did not complete" in str(exc)
+                else ""
+            )
+            raise CaptureError(f"camera {self.name}: cannot start camera {self.config.index}: {exc}{hint}") from None
         self._camera = camera
         logger.info("camera %s: picamera2 %dx%d running", self.name, size[0], size[1])
 

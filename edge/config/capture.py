@@ -43,6 +43,13 @@ class Picamera2Camera(_SizedCamera):
     index: int = Field(default=0, ge=0, description="libcamera camera number")
     settle_frames: int = Field(default=10, ge=0, le=200, description="frames before exposure/AWB are locked")
     lock_exposure: bool = True
+    lens_position: float | None = Field(
+        default=None,
+        ge=0,
+        le=32,
+        description="a focus lens (Camera Module 3) set and held here, in dioptres (1 / metres to the glass);"
+        " libcamera leaves it at its default, focused far away, unless told",
+    )
 
 
 class OpenCVCamera(_SizedCamera):
