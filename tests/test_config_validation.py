@@ -102,16 +102,6 @@ def test_rig_must_name_a_configured_camera(tmp_path: Path) -> None:
     assert any("rig.sections.back.camera: 'ghost' is not a camera" in p for p in info.value.problems)
 
 
-def test_a_disk_emergency_that_would_come_only_after_the_booth_refuses_sessions_is_refused(tmp_path: Path) -> None:
-    path = write_config(tmp_path, tmp_path / "imgs", extra="[storage]\nmin_free_mb = 512\nemergency_free_mb = 128\n")
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    assert info.value.problems == [
-        "storage = {'min_free_mb': 512, 'emergency_free_mb': 128}: emergency_free_mb (128) must be above"
-        " min_free_mb (512): undelivered photos must make room before the booth refuses sessions"
-    ]
-
-
 def test_a_camera_width_without_its_height_is_refused(tmp_path: Path) -> None:
     path = write_config(tmp_path, tmp_path / "imgs")
     path.write_text(path.read_text().replace('backend = "replay"', 'backend = "opencv"\nsource = 0\nwidth = 1920'))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import threading
@@ -242,6 +243,18 @@ def test_a_disk_filling_with_undelivered_photos_frees_room_before_the_booth_woul
     assert kept() == {"unsent-old": 0, "review": 0, "delivered": None, "unsent-new": 0}
     assert [e["session_id"] for e in events[1:]] == [sessions["unsent-new"], sessions["review"]]
     assert retention.free_mb() >= config.emergency_free_mb
+
+
+def test_an_emergency_level_under_the_refusal_level_is_raised_above_it_and_said(
+    store: SessionStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As a config written before the emergency had to sit above min_free_mb has it: it still starts.
+    config = StorageConfig(min_free_mb=512, emergency_free_mb=128)
+    with caplog.at_level(logging.WARNING, logger="edge.spool.retention"):
+        retention_of(store, config)
+    assert config.emergency_level_mb == 1024
+    assert "it starts at 1024 MB free instead" in caplog.text
+    assert StorageConfig(min_free_mb=512, emergency_free_mb=600).emergency_level_mb == 600
 
 
 def test_retention_runs_component_sweepers_with_the_sweep_time(store: SessionStore) -> None:

@@ -228,7 +228,7 @@ def create_app(booth: BoothApi, uploads: UploadStore, metrics: ApiMetrics, desk:
             raise ApiError(exc.status, str(exc)) from None
         # Anyone on the network may upload: uploads stop where the disk emergency would begin, so
         # they can never make the booth delete photos of its sessions, nor take the room it grades in.
-        problem = booth.disk_problem(len(data), config.storage.emergency_free_mb)
+        problem = booth.disk_problem(len(data), config.storage.emergency_level_mb)
         if problem is not None:
             raise ApiError(507, f"Not enough disk for the upload: booth {problem}")
         try:

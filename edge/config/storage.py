@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StorageConfig(BaseModel):
@@ -31,14 +31,16 @@ class StorageConfig(BaseModel):
         default=2, ge=1, le=8, description="cores encoding one camera photo's JPEG, in horizontal bands"
     )
 
-    @model_validator(mode="after")
-    def _emergency_before_refusal(self) -> StorageConfig:
-        # Under min_free_mb the booth takes no sessions, so its own photos stop filling the disk
-        # there: an emergency set lower would never come, and a booth offline for weeks would
-        # refuse every customer until the network returned.
-        if self.emergency_free_mb <= self.min_free_mb:
-            raise ValueError(
-                f"emergency_free_mb ({self.emergency_free_mb}) must be above min_free_mb ({self.min_free_mb}):"
-                " undelivered photos must make room before the booth refuses sessions"
-            )
-        return self
+    @property
+    def emergency_level_mb(self) -> int:
+        """Free disk under which the emergency starts: ``emergency_free_mb``, or twice
+        ``min_free_mb`` where it is set at or under it (as configs written before 2026-12 have it).
+
+        Under ``min_free_mb`` the booth takes no sessions, so its own photos stop filling the disk
+        there: an emergency set lower would never come, and a booth offline for weeks would refuse
+        every customer until the network returned. Raised rather than refused, so an installed
+        booth's config keeps working after an upgrade (the daemon says so at start).
+        """
+        if self.emergency_free_mb > self.min_free_mb:
+            return self.emergency_free_mb
+        return 2 * self.min_free_mb

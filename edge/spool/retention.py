@@ -1,7 +1,7 @@
 """Retention by age and by disk quota, deleting only what the outbox has delivered.
 
 Sessions with a row still waiting in any outbox channel, and sessions waiting for a technician's
-review, keep their images, unless free disk falls under ``emergency_free_mb`` (the emergency
+review, keep their images, unless free disk falls under ``emergency_level_mb`` (the emergency
 policy): then what goes first (uploads no session took), then delivered sessions, then the images
 of undelivered ones, then those of reviews, oldest first, each logged, and the images' deletion
 published as an event. The emergency sits above the free disk under which the booth refuses
@@ -53,6 +53,12 @@ class Retention:
         self.journal = journal
         self._sweepers = (outbox.prune, *sweepers)
         self._first_in_emergency = first_in_emergency
+        if config.emergency_level_mb != config.emergency_free_mb:
+            logger.warning(
+                "storage.emergency_free_mb (%d) is not above min_free_mb (%d), so the disk emergency would"
+                " come only after the booth refused sessions: it starts at %d MB free instead",
+                config.emergency_free_mb, config.min_free_mb, config.emergency_level_mb,
+            )  # fmt: skip
         # A worker of its own: a long sweep never holds up the watchdog's pings, and a sweep that
         # keeps failing backs off like any worker.
         self.worker = Worker("retention", self._step)
@@ -109,7 +115,7 @@ class Retention:
             logger.info("retention deleted %d delivered sessions", len(doomed))
         for sweeper in self._sweepers:
             sweeper(now)
-        if self.free_mb() < self.config.emergency_free_mb:
+        if self.free_mb() < self.config.emergency_level_mb:
             reviews = [
                 row["id"]
                 for row in conn.execute(
@@ -129,14 +135,14 @@ class Retention:
                 logger.warning("disk emergency: %d upload(s) expired before their time", gone)
         deleted = []
         for sid in delivered:
-            if self.free_mb() >= self.config.emergency_free_mb:
+            if self.free_mb() >= self.config.emergency_level_mb:
                 return deleted
             self._delete_session(sid)
             deleted.append(sid)
             logger.warning("disk emergency: deleted delivered session %s before its time", sid)
         for what, sessions in (("undelivered", undelivered), ("review", reviews)):
             for sid in sessions:
-                if self.free_mb() >= self.config.emergency_free_mb:
+                if self.free_mb() >= self.config.emergency_level_mb:
                     return deleted
                 freed = self._delete_files(sid)
                 if freed:
