@@ -19,8 +19,8 @@ class StorageConfig(BaseModel):
     emergency_free_mb: int = Field(
         default=1024,
         ge=8,
-        description="below this free disk (above min_free_mb), delivered sessions go early, then images of"
-        " undelivered sessions and of reviews, oldest first (logged and published)",
+        description="below this free disk (kept above min_free_mb) uploads stop, and unprocessed uploads go, then"
+        " delivered sessions early, then images of undelivered sessions and of reviews, oldest first (logged)",
     )
     upload_ttl_h: float = Field(
         default=24.0, gt=0, description="images uploaded through /api/upload but never processed are kept this long"
