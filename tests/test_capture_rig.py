@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,4 +216,34 @@ def test_a_camera_opens_and_takes_test_shots_under_its_sections_lights(tmp_path:
     rig.shoot("cam")
     assert lit == [("open", True), ("front", True)]
     assert not rig.lights.is_lit("ring")
+    rig.close()
+
+
+def test_a_test_shot_during_a_sessions_shot_waits_and_is_lit_as_its_own(tmp_path: Path) -> None:
+    rig = CaptureRig(_front_lit_by_ring(tmp_path))
+    camera = rig.cameras["cam"]
+    capturing = camera.capture
+    in_shot, finish_shot = threading.Event(), threading.Event()
+    lit: list[tuple[str, bool]] = []
+
+    def capture(section: str) -> Frame:
+        if not in_shot.is_set():  # the session's first shot holds until the test shot has been asked for
+            in_shot.set()
+            finish_shot.wait(10)
+        lit.append((section, rig.lights.is_lit("ring")))
+        return capturing(section)
+
+    camera.capture = capture  # type: ignore[method-assign]
+    session = threading.Thread(target=rig.capture_session, args=(lambda *a: None,))
+    session.start()
+    assert in_shot.wait(10)
+    test_shot = threading.Thread(target=rig.shoot, args=("cam",))
+    test_shot.start()
+    time.sleep(0.2)  # the test shot is waiting, not shooting
+    finish_shot.set()
+    session.join(10)
+    test_shot.join(10)
+    # The test shot comes between the session's shots or after them (either may take the lights
+    # next), always under the front's ring; the session's back is never lit by it.
+    assert sorted(lit) == [("back", False), ("front", True), ("front", True)]
     rig.close()

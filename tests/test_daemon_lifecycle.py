@@ -148,17 +148,21 @@ def test_a_session_found_unfinished_at_every_start_is_failed_on_the_third_not_re
     # Each start below recovers the session and then dies before grading it, as a daemon does
     # whose grading of that session runs out of memory or stalls until the watchdog ends it.
     config_path, state, session = _left_by_a_crash(tmp_path, booth_images, "grading")
+    # An upload's session queued behind it was never graded: no start counts against it.
+    db = Database(state / "spool.db")
+    queued = SessionStore(db, state / "images").create(OTHER_IMEI, "api", status="captured")
+    db.close()
     statuses = []
     for _ in range(MAX_REGRADES + 1):
         daemon = build(load_config(config_path))
         try:
             daemon.booth.recover()
-            record = daemon.booth.store.get(session.id)
-            assert record is not None
-            statuses.append(record.status)
+            record, behind = daemon.booth.store.get(session.id), daemon.booth.store.get(queued.id)
+            assert record is not None and behind is not None
+            statuses.append((record.status, behind.status, behind.recoveries))
         finally:
             daemon.close()
-    assert statuses == ["grading"] * MAX_REGRADES + ["failed"]
+    assert statuses == [("grading", "captured", 0)] * MAX_REGRADES + [("failed", "captured", 0)]
     assert record.reason == "grading was cut short by a restart 3 times, so it is not tried again (2 images kept)"
     assert record.recoveries == MAX_REGRADES + 1
     # The photos stay for a person to look at.

@@ -201,8 +201,11 @@ def test_in_a_disk_emergency_uploads_no_session_took_go_before_any_session_photo
         first = daemon.uploads.save(b"\xff\xd8" + b"u" * (30 * MB), "front", None, "a.jpg")
         assert daemon.booth.retention.sweep() == 0  # 55 MB free: above the emergency's 40
         second = daemon.uploads.save(b"\xff\xd8" + b"v" * (20 * MB), "back", None, "b.jpg")
-        daemon.booth.retention.sweep()  # 35 MB free: the uploads go, the review's photo stays
-        assert not (root / first.path).exists() and not (root / second.path).exists()
+        # Uploaded ten minutes ago; one sent a moment ago may be what an /api/process is linking.
+        daemon.booth.store.db.connection().execute("UPDATE uploads SET created_at = created_at - 600")
+        fresh = daemon.uploads.save(b"\xff\xd8" + b"w" * MB, "back", None, "c.jpg")
+        daemon.booth.retention.sweep()  # 34 MB free: the older uploads go, the review's photo stays
+        assert [(root / u.path).exists() for u in (first, second, fresh)] == [False, False, True]
         assert [daemon.uploads.by_path(u.path).expired_at is not None for u in (first, second)] == [True, True]
         assert [(root / i.path).stat().st_size for i in daemon.booth.store.images(review.id)] == [15 * MB + 2]
     finally:

@@ -252,8 +252,8 @@ def test_an_emergency_level_under_the_refusal_level_is_raised_above_it_and_said(
     config = StorageConfig(min_free_mb=512, emergency_free_mb=128)
     with caplog.at_level(logging.WARNING, logger="edge.spool.retention"):
         retention_of(store, config)
-    assert config.emergency_level_mb == 1024
-    assert "it starts at 1024 MB free instead" in caplog.text
+    assert config.emergency_level_mb == 768
+    assert "it starts at 768 MB free instead" in caplog.text
     assert StorageConfig(min_free_mb=512, emergency_free_mb=600).emergency_level_mb == 600
 
 

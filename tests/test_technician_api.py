@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from pathlib import Path
 
@@ -67,12 +68,16 @@ def test_technician_routes_need_the_key_and_act_on_the_running_booth(tmp_path: P
 
 # No keys at all (an empty credential is no key), and the clients' key alone: neither opens it.
 @pytest.mark.parametrize("keys", ['keys = []\ntechnician_keys = [""]', 'keys = ["test-key"]\ntechnician_keys = []'])
-def test_without_technician_keys_there_is_no_technician_view(tmp_path: Path, booth_images: Path, keys: str) -> None:
+def test_without_technician_keys_there_is_no_technician_view(
+    tmp_path: Path, booth_images: Path, keys: str, caplog: pytest.LogCaptureFixture
+) -> None:
     path = write_config(tmp_path / "cfg", booth_images, api_port=free_port())
     path.write_text(path.read_text().replace('keys = ["test-key"]\ntechnician_keys = ["open-sesame"]', keys))
     daemon = build(load_config(path))
     daemon.booth.stop()
-    server = ApiServer(daemon.booth, daemon.uploads, daemon.metrics, daemon.desk)
+    with caplog.at_level(logging.WARNING, logger="edge.api.server"):
+        server = ApiServer(daemon.booth, daemon.uploads, daemon.metrics, daemon.desk)
+    assert "no [api] technician_keys: the technician's view is off and reviews cannot be decided" in caplog.text
     server.start()
     try:
         for key in ("", "any", "test-key"):

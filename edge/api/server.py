@@ -38,6 +38,9 @@ class ApiServer:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         self._served: Served | None = None
+        if desk is not None and not present(api.technician_keys):
+            # A booth upgraded with its old config has none: reviews would wait with nobody able to decide them.
+            logger.warning("no [api] technician_keys: the technician's view is off and reviews cannot be decided")
         if not is_loopback(api.host) and not present(api.keys):
             logger.warning(
                 "local API bound to %s without api.keys: anyone on the network can grade and read sessions",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from typing import TypeVar
 
 from edge.capture.camera import Camera, make_camera
@@ -33,6 +35,7 @@ class CaptureRig:
             name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"camera-{name}") for name in self.cameras
         }
         self._hung: dict[str, tuple[Future[object], float]] = {}  # the call, and when it timed out
+        self._lighting = threading.Lock()
         self.camera_state: dict[str, str] = dict.fromkeys(self.cameras, "closed")
 
     def open(self) -> None:
@@ -43,7 +46,7 @@ class CaptureRig:
         for name, camera in self.cameras.items():
             timeout = self.config.cameras[name].timeout_s * 4
             try:
-                with self.lights.on(self._lights_of(name)):
+                with self._lit(self._lights_of(name)):
                     self._run(name, camera.open, timeout)
                 self.camera_state[name] = "ready"
             except CaptureError as exc:
@@ -56,7 +59,7 @@ class CaptureRig:
             camera = self.cameras[rig.camera]
             timeout = self.config.cameras[rig.camera].timeout_s
             for shot in range(rig.shots):
-                with self.lights.on(rig.lights):
+                with self._lit(rig.lights):
                     try:
                         frame = self._run(rig.camera, lambda c=camera, s=section: c.capture(s), timeout)
                     except CaptureError as exc:
@@ -74,11 +77,18 @@ class CaptureRig:
         sections = [s for s, rig in self.config.rig.sections.items() if rig.camera == camera]
         cam = self.cameras[camera]
         # Lit as that section's shots are: an empty-booth reference must look like a session's frames.
-        with self.lights.on(self._lights_of(camera)):
+        with self._lit(self._lights_of(camera)):
             frame = self._run(camera, lambda: cam.capture(sections[0] if sections else camera),
                               self.config.cameras[camera].timeout_s)  # fmt: skip
         self.camera_state[camera] = "ready"
         return frame
+
+    @contextmanager
+    def _lit(self, names: Sequence[str]) -> Iterator[None]:
+        """Lights on for one shot (or a camera opening), one shot at a time: a technician's test
+        shot during a session's shot would otherwise turn the lamp off under it, or on."""
+        with self._lighting, self.lights.on(names):
+            yield
 
     def _lights_of(self, camera: str) -> list[str]:
         """The lights of the first section the camera serves (none when it serves none)."""
@@ -89,7 +99,9 @@ class CaptureRig:
         a driver call that long is not coming back, and only a new process opens the camera afresh."""
         now = time.monotonic()
         limit = self.config.rig.wedged_camera_s
-        return [name for name, (call, since) in self._hung.items() if not call.done() and now - since > limit]
+        # A copy: the watchdog's thread reads while a camera's caller may add or drop an entry.
+        hung = list(self._hung.items())
+        return [name for name, (call, since) in hung if not call.done() and now - since > limit]
 
     def _run(self, name: str, fn: Callable[[], T], timeout: float) -> T:
         hung = self._hung.get(name)

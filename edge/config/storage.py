@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Room between the emergency and the refusal of sessions where a config leaves none: about 17
+# sessions of 12 MP photos, more than a sweep interval brings.
+EMERGENCY_HEADROOM_MB = 256
+
 
 class StorageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,8 +37,9 @@ class StorageConfig(BaseModel):
 
     @property
     def emergency_level_mb(self) -> int:
-        """Free disk under which the emergency starts: ``emergency_free_mb``, or twice
-        ``min_free_mb`` where it is set at or under it (as configs written before 2026-12 have it).
+        """Free disk under which the emergency starts: ``emergency_free_mb``, or
+        ``EMERGENCY_HEADROOM_MB`` above ``min_free_mb`` where it is set at or under it (as configs
+        written before 2026-12 have it).
 
         Under ``min_free_mb`` the booth takes no sessions, so its own photos stop filling the disk
         there: an emergency set lower would never come, and a booth offline for weeks would refuse
@@ -43,4 +48,4 @@ class StorageConfig(BaseModel):
         """
         if self.emergency_free_mb > self.min_free_mb:
             return self.emergency_free_mb
-        return 2 * self.min_free_mb
+        return self.min_free_mb + EMERGENCY_HEADROOM_MB

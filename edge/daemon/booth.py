@@ -40,9 +40,10 @@ logger = logging.getLogger(__name__)
 
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognising, not binding
 POLL_S = 1.0
-# A session found unfinished at more starts than this is failed, not graded again: its grading may
-# be what kills the daemon (memory, a native crash, a stall the watchdog ends), and a restart loop
-# would hold the booth. A power cut twice in one session's grading still gets its grade.
+# A session found grading at more starts than this is failed, not graded again: its grading may be
+# what kills the daemon (memory, a native crash, a stall the watchdog ends), and a restart loop
+# would hold the booth. A power cut twice in one session's grading still gets its grade; sessions
+# only queued behind it are not counted.
 MAX_REGRADES = 2
 # What a refusal for a full queue suggests: about one grading on a Pi.
 BUSY_RETRY_AFTER_S = 5
@@ -138,7 +139,7 @@ class Booth:
                 reason = f"interrupted during {what} by a restart ({kept} images kept)"
                 logger.warning("session %s %s", session.id, reason)
                 self._fail(session.id, reason)
-            elif (starts := self.store.note_recovery(session.id)) > MAX_REGRADES:
+            elif session.status == "grading" and (starts := self.store.note_recovery(session.id)) > MAX_REGRADES:
                 reason = (
                     f"grading was cut short by a restart {starts} times, so it is not tried again"
                     f" ({kept} images kept)"

@@ -125,6 +125,10 @@ class _BoothPart:
         self.booth.stop()
 
 
+# In a disk emergency, uploads older than this go before any session's photos.
+EMERGENCY_UPLOAD_GRACE_S = 300.0
+
+
 def _worker_states(daemon: Daemon) -> dict[str, str]:
     """Each worker alive or down, and a wedged camera's thread as down."""
     down = daemon.down()
@@ -169,7 +173,8 @@ def build(
         outbox,
         store.journal,
         sweepers=[lambda now: uploads.expire(now - upload_ttl_s)],
-        first_in_emergency=[uploads.expire],
+        # Not an upload an /api/process may be linking this minute: only those older go.
+        first_in_emergency=[lambda now: uploads.expire(now - EMERGENCY_UPLOAD_GRACE_S)],
     )
     mirror = CloudMirror(
         config.cloud,

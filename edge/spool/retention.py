@@ -132,7 +132,7 @@ class Retention:
         reviews, oldest first; returns the sessions deleted."""
         for sweeper in self._first_in_emergency:
             if gone := sweeper(now):
-                logger.warning("disk emergency: %d upload(s) expired before their time", gone)
+                logger.warning("disk emergency: %d upload(s) expired early (sessions keep their own links)", gone)
         deleted = []
         for sid in delivered:
             if self.free_mb() >= self.config.emergency_level_mb:
