@@ -35,6 +35,8 @@ IMAGES_ROUTE = "/api/images/"
 ImageKind = Literal["jpeg", "png"]
 # How long an expired upload's URL is still recognised (and answered 410) after its file went.
 EXPIRED_ROW_KEEP_S = 30 * 86400
+# An upload this fresh may be what an /api/process is linking: a disk emergency leaves it be.
+LINKING_GRACE_S = 300.0
 
 JPEG_EOI = b"\xff\xd9"
 # Of a progressive JPEG's coefficient buffer, per pixel the upload limit allows.

@@ -74,11 +74,11 @@ class CaptureRig:
         named after the first section it serves, under the same time limit as a session's shots."""
         if camera not in self.cameras:
             raise CaptureError(f"no camera {camera!r}; cameras: {', '.join(self.cameras)}")
-        sections = [s for s, rig in self.config.rig.sections.items() if rig.camera == camera]
+        section = self._first_section(camera)
         cam = self.cameras[camera]
         # Lit as that section's shots are: an empty-booth reference must look like a session's frames.
         with self._lit(self._lights_of(camera)):
-            frame = self._run(camera, lambda: cam.capture(sections[0] if sections else camera),
+            frame = self._run(camera, lambda: cam.capture(section or camera),
                               self.config.cameras[camera].timeout_s)  # fmt: skip
         self.camera_state[camera] = "ready"
         return frame
@@ -90,9 +90,14 @@ class CaptureRig:
         with self._lighting, self.lights.on(names):
             yield
 
+    def _first_section(self, camera: str) -> str | None:
+        """The first section the camera serves, which its test shots and calibration stand for."""
+        return next((s for s, rig in self.config.rig.sections.items() if rig.camera == camera), None)
+
     def _lights_of(self, camera: str) -> list[str]:
-        """The lights of the first section the camera serves (none when it serves none)."""
-        return next((rig.lights for rig in self.config.rig.sections.values() if rig.camera == camera), [])
+        """The lights of the camera's first section (none when it serves none)."""
+        section = self._first_section(camera)
+        return [] if section is None else self.config.rig.sections[section].lights
 
     def wedged(self) -> list[str]:
         """Cameras stuck in one call for longer than ``[rig] wedged_camera_s`` past its time limit:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge.api.metrics import ApiMetrics
-from edge.api.uploads import UploadStore
+from edge.api.uploads import LINKING_GRACE_S, UploadStore
 from edge.capture.rig import CaptureRig
 from edge.config.root import AppConfig
 from edge.daemon.booth import Booth
@@ -125,10 +125,6 @@ class _BoothPart:
         self.booth.stop()
 
 
-# In a disk emergency, uploads older than this go before any session's photos.
-EMERGENCY_UPLOAD_GRACE_S = 300.0
-
-
 def _worker_states(daemon: Daemon) -> dict[str, str]:
     """Each worker alive or down, and a wedged camera's thread as down."""
     down = daemon.down()
@@ -173,8 +169,7 @@ def build(
         outbox,
         store.journal,
         sweepers=[lambda now: uploads.expire(now - upload_ttl_s)],
-        # Not an upload an /api/process may be linking this minute: only those older go.
-        first_in_emergency=[lambda now: uploads.expire(now - EMERGENCY_UPLOAD_GRACE_S)],
+        first_in_emergency=[lambda now: uploads.expire(now - LINKING_GRACE_S)],
     )
     mirror = CloudMirror(
         config.cloud,

@@ -67,7 +67,7 @@ MIGRATIONS = (
     ),
     # v3: a trigger's request_id is looked up, so that sending it again starts no second session.
     "CREATE INDEX sessions_request ON sessions (request_id)",
-    # v4: how many starts found the session unfinished, so one that kills the daemon is not
+    # v4: how many starts found the session grading, so one whose grading kills the daemon is not
     # regraded forever.
     "ALTER TABLE sessions ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0",
 )
@@ -170,7 +170,7 @@ class SessionStore:
             )
 
     def note_recovery(self, session_id: str) -> int:
-        """Count a start that found the session unfinished, committed before it is taken up again;
+        """Count a start that found the session grading, committed before it is graded again;
         returns the count."""
         with self.db.transaction() as conn:
             row = conn.execute(

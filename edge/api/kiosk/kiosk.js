@@ -169,7 +169,7 @@ const Kiosk = {
     }
   },
 
-  showProgress(view, queued = false) {
+  showProgress(view, queued) {
     const final = FINAL.has(view.status);
     const delivery = view.delivery || {};
     const states = {
